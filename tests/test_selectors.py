@@ -1,0 +1,120 @@
+"""Registry-wide checks: every registered selector is tested here with no extra work when it is added."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from erasus.api import select, unlearn
+from erasus.core import SELECTORS, Selection, snapshot
+
+NAMES = SELECTORS.names()
+# selectors that can only return the whole forget set (k == n is their only valid budget)
+WHOLE_SET_ONLY = {"full"}
+
+
+def entry(name):
+    return SELECTORS.get(name)[0]
+
+
+def valid_ks(name, n):
+    return [n] if name in WHOLE_SET_ONLY else sorted({1, n // 3, n - 1, n})
+
+
+def check(sel, name, k, n):
+    assert isinstance(sel, Selection)
+    assert sel.k == len(sel.indices) == k
+    assert sel.indices.dtype == torch.long and sel.indices.dim() == 1
+    assert len(torch.unique(sel.indices)) == k, "indices are not unique"
+    assert int(sel.indices.min()) >= 0 and int(sel.indices.max()) < n, "indices out of range"
+    assert sel.n == n and sel.selector == name
+    if sel.weights is not None:
+        assert sel.weights.shape == (k,)
+        assert torch.isfinite(sel.weights).all() and (sel.weights >= 0).all() and sel.weights.sum() > 0
+
+
+def test_registry_not_empty():
+    assert {"full", "random"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata(name):
+    e = entry(name)
+    assert e.kind == "selector" and e.name == name
+    assert e.summary.strip() and e.family.strip()
+    assert e.extra.get("needs"), f"{name}: does not say what it needs"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", NAMES)
+def test_budget_unique_in_range_deterministic(name, seed, small_random):
+    p = replace(small_random, seed=seed, check_overlap=False)
+    n = p.n_forget
+    for k in valid_ks(name, n):
+        a, b = select(p, name, k=k), select(p, name, k=k)
+        check(a, name, k, n)
+        assert torch.equal(a.indices, b.indices), f"{name}: k={k}, seed={seed} not deterministic"
+        assert (a.weights is None) == (b.weights is None)
+        if a.weights is not None: assert torch.equal(a.weights, b.weights)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_k_equal_n(name, small):
+    sel = select(small, name, k=small.n_forget)
+    check(sel, name, small.n_forget, small.n_forget)
+    assert sorted(sel.indices.tolist()) == list(range(small.n_forget))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fraction(name, small):
+    n = small.n_forget
+    if name in WHOLE_SET_ONLY:
+        check(select(small, name, fraction=1.0), name, n, n)
+        with pytest.raises(ValueError, match=name):
+            select(small, name, fraction=0.5)
+    else:
+        check(select(small, name, fraction=0.5), name, math.ceil(0.5 * n), n)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_k_zero_raises(name, small):
+    with pytest.raises(ValueError, match=r"k must be at least 1"):
+        select(small, name, k=0)
+    with pytest.raises(ValueError, match=r"k must be at least 1"):
+        select(small, name, k=-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_k_larger_than_pool_raises(name, small):
+    n = small.n_forget
+    with pytest.raises(ValueError, match=rf"k={n + 1} is larger than the pool of {n}"):
+        select(small, name, k=n + 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_int_k_raises(name, small):
+    with pytest.raises(TypeError, match="k must be an int"):
+        select(small, name, k=2.0)
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE_SET_ONLY & set(NAMES)))
+def test_whole_set_only_refuses_smaller_k(name, small):
+    with pytest.raises(ValueError, match=rf"{name}.*k={small.n_forget - 1}"):
+        select(small, name, k=small.n_forget - 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_selector_kwarg(name, small):
+    with pytest.raises(TypeError, match="nope_not_a_kwarg"):
+        select(small, name, k=small.n_forget, nope_not_a_kwarg=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_through_unlearn(name, small):
+    "`unlearn(selector=..., k=...)` uses exactly the selector's choice and leaves the caller's model alone."
+    k = valid_ks(name, small.n_forget)[1 if len(valid_ks(name, small.n_forget)) > 1 else 0]
+    before = snapshot(small.model)
+    res = unlearn(small, None, None, strategy="gradient_ascent", selector=name, k=k, epochs=1)
+    assert res.selection.k == k and res.selection.selector == name
+    assert torch.equal(res.selection.indices, select(small, name, k=k).indices)
+    assert all(torch.equal(before[n], v) for n, v in small.model.state_dict().items())

@@ -1,0 +1,194 @@
+"""Registry-wide checks: every registered strategy is tested here with no extra work when it is added."""
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from erasus.api import unlearn
+from erasus.core import STRATEGIES, snapshot, state_equal
+from erasus.data import Problem
+from erasus.metrics import accuracy
+from erasus.tasks import ClassificationTask, Task
+
+NAMES = STRATEGIES.names()
+
+# Strategies that by design do not meet the efficacy check (f) on the digits `class` scenario at their
+# defaults: name -> reason. Each is an explicit, strict expectation, so a strategy that starts to pass is noticed.
+EFFICACY_EXCEPTIONS: dict = {}
+
+
+def entry(name):
+    return STRATEGIES.get(name)[0]
+
+
+def fast(name) -> dict:
+    """Hyperparameter overrides for the quick checks (a)-(e): none, so that constraints between a strategy's
+    hyperparameters (e.g. SCRUB's msteps <= epochs) hold; the small problem is what keeps these checks fast."""
+    return {}
+
+
+def needs_classification(name):
+    if not entry(name).supports("classification"):
+        pytest.skip(f"{name} does not support classification (kinds {entry(name).kinds}); see test_unsupported_kind_raises")
+
+
+def as_model(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def test_registry_not_empty():
+    assert len(NAMES) >= 4
+    assert {"finetune", "gradient_ascent", "negative_gradient", "random_label"} <= set(NAMES)
+
+
+# ---------------------------------------------------------------- metadata
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata(name):
+    e = entry(name)
+    assert e.kind == "strategy" and e.name == name
+    assert e.paper.strip(), f"{name}: no paper"
+    assert e.summary.strip(), f"{name}: no summary"
+    assert e.family.strip() and e.family == e.family.lower() and " " not in e.family, f"{name}: family {e.family!r}"
+    assert all(isinstance(k, str) and k for k in e.kinds)
+    # hyperparameters are keyword-only with defaults; the one positional argument is the problem
+    sig = inspect.signature(e.fn)
+    positional = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    assert len(positional) == 1, f"{name}: takes {[p.name for p in positional]} positionally"
+    assert all(v is not inspect.Parameter.empty for v in e.defaults.values()), f"{name}: hyperparameter without default"
+    for tag, over in e.presets.items():
+        assert set(over) <= set(e.defaults), f"{name}.{tag}: preset sets unknown hyperparameters"
+
+
+# ---------------------------------------------------------------- (a) not a no-op, (b) caller's model untouched
+@pytest.mark.parametrize("name", NAMES)
+def test_changes_model_and_leaves_callers_alone(name, small):
+    needs_classification(name)
+    before = snapshot(small.model)
+    res = unlearn(small, None, None, strategy=name, **fast(name))
+    assert not state_equal(res.model, small.model), f"{name} returned the input model's weights (a no-op)"
+    after = small.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_direct_call_leaves_callers_model_alone(name, small):
+    needs_classification(name)
+    before = snapshot(small.model)
+    new = as_model(entry(name).fn(small, **fast(name)))
+    assert isinstance(new, torch.nn.Module) and new is not small.model
+    after = small.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), f"{name} modified the caller's model"
+    assert not state_equal(new, small.model)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_raw_tensors_leave_callers_model_alone(name, small):
+    "The user path: a bare model and (X, y) tuples."
+    needs_classification(name)
+    model = small.model
+    before = snapshot(model)
+    res = unlearn(model, small.forget, small.retain, strategy=name, task=ClassificationTask(), **fast(name))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not state_equal(res.model, model)
+
+
+# ---------------------------------------------------------------- (c) deterministic, new object
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_and_new_object(name, small):
+    needs_classification(name)
+    r1 = unlearn(small, None, None, strategy=name, seed=3, **fast(name))
+    r2 = unlearn(small, None, None, strategy=name, seed=3, **fast(name))
+    assert state_equal(r1.model, r2.model), f"{name}: same seed, different weights"
+    assert r1.model is not small.model and r2.model is not small.model and r1.model is not r2.model
+    mine = {p.data_ptr() for p in small.model.parameters()}
+    assert not mine & {p.data_ptr() for p in r1.model.parameters()}, f"{name}: result shares storage with the input model"
+    assert r1.hparams == r2.hparams and r1.strategy == name
+    # the same problem given as raw tensors gives the same model
+    r3 = unlearn(small.model, small.forget, small.retain, strategy=name, seed=3, test=small.test, **fast(name))
+    assert state_equal(r1.model, r3.model)
+
+
+# ---------------------------------------------------------------- (d) only the task kinds it supports
+class OddKindTask(ClassificationTask):
+    "A fully working classification task under a kind name no strategy lists."
+    kind = "odd_kind"
+
+
+class LossOnlyTask(Task):
+    "A kind that only defines a loss: no correctness, no wrong targets, no class count."
+    kind = "loss_only"
+
+    def per_sample_loss(self, model, batch):
+        return F.cross_entropy(model(batch[0]), batch[1], reduction="none")
+
+
+class BareTask(Task):
+    "A kind that defines nothing: every Task method raises TypeError."
+    kind = "bare"
+
+
+@pytest.mark.parametrize("task_cls", [OddKindTask, LossOnlyTask, BareTask])
+@pytest.mark.parametrize("name", NAMES)
+def test_unfamiliar_kind_raises_or_works(name, task_cls, small):
+    "On a kind it does not list, a strategy raises TypeError; one that claims every kind either works or raises, never a no-op."
+    e, task = entry(name), task_cls()
+    before = snapshot(small.model)
+    run = lambda: unlearn(small.model, small.forget, small.retain, strategy=name, task=task, **fast(name))
+    if e.kinds and task.kind not in e.kinds:
+        with pytest.raises(TypeError, match=task.kind):
+            run()
+    else:
+        try:
+            res = run()
+        except TypeError as err:
+            assert str(err), f"{name}: empty TypeError on a {task.kind} task"
+        else:
+            assert not state_equal(res.model, small.model), f"{name} silently did nothing on a {task.kind} task"
+    assert all(torch.equal(before[k], v) for k, v in small.model.state_dict().items())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unsupported_kind_raises(name, small):
+    "A strategy that does not list classification refuses the digits problem."
+    if entry(name).supports("classification"):
+        pytest.skip(f"{name} supports classification")
+    with pytest.raises(TypeError, match="classification"):
+        unlearn(small, None, None, strategy=name)
+
+
+# ---------------------------------------------------------------- (e) unknown hyperparameters
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_hyperparameter(name, small):
+    with pytest.raises(TypeError, match="nope_not_a_hparam"):
+        unlearn(small, None, None, strategy=name, nope_not_a_hparam=1)
+    with pytest.raises(TypeError, match="nope_not_a_hparam"):
+        entry(name).fn(small, nope_not_a_hparam=1)
+
+
+# ---------------------------------------------------------------- (f) efficacy at defaults on the class scenario
+def _efficacy_params():
+    out = []
+    for n in NAMES:
+        marks = [pytest.mark.xfail(strict=True, reason=EFFICACY_EXCEPTIONS[n])] if n in EFFICACY_EXCEPTIONS else []
+        out.append(pytest.param(n, marks=marks))
+    return out
+
+
+@pytest.fixture(scope="module")
+def class_refs(class_sc):
+    p = class_sc.problem
+    return dict(base_forget=accuracy(p.model, p.task, p.forget), base_retain=accuracy(p.model, p.task, p.retain),
+                oracle_forget=accuracy(class_sc.oracle, p.task, p.forget))
+
+
+@pytest.mark.parametrize("name", _efficacy_params())
+def test_forgets_toward_oracle_keeps_retain(name, class_sc, class_refs):
+    needs_classification(name)
+    p = class_sc.problem
+    assert class_refs["base_forget"] > 0.9 and class_refs["oracle_forget"] < 0.1  # the scenario is meaningful
+    res = unlearn(p, None, None, strategy=name, seed=0)
+    fa, ra = accuracy(res.model, p.task, p.forget), accuracy(res.model, p.task, p.retain)
+    assert fa < class_refs["base_forget"], f"{name}: forget accuracy {fa:.3f} not below base {class_refs['base_forget']:.3f}"
+    assert abs(fa - class_refs["oracle_forget"]) < abs(class_refs["base_forget"] - class_refs["oracle_forget"])
+    assert ra >= class_refs["base_retain"] - 0.05, f"{name}: retain accuracy {ra:.3f} vs base {class_refs['base_retain']:.3f}"
