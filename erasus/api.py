@@ -6,22 +6,24 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from .budgets import UnlearningWarning, assess, resolve_target
 from .core import SELECTORS, STRATEGIES, Selection, budget, resolve_hparams, seed_everything, snapshot, warmup
 from .data import Problem
 from .tasks import Task
 
 # %% auto #0
-__all__ = ['UnlearnResult', 'select', 'unlearn']
+__all__ = ['BUDGET_MODES', 'UnlearnResult', 'select', 'unlearn']
 
 # %% ../nbs/05_api.ipynb #4b699a92
 @dataclass
 class UnlearnResult:
-    "What `unlearn` returns: the new model, the selection it used, timings and a log."
+    "What `unlearn` returns: the new model, the selection it used, timings, what it aimed at and whether it got there."
     model: nn.Module  # the unlearned model, a new module
     selection: Selection  # which part of the forget set the strategy saw
     strategy: str  # registry name (with preset tag if any)
@@ -30,10 +32,23 @@ class UnlearnResult:
     select_seconds: float = 0.0  # wall-clock seconds of the selector
     log: dict = field(default_factory=dict)  # what the strategy reported (steps, losses, ...)
     problem: Problem | None = None  # the validated problem, on the full forget set
+    budget_mode: str = "equal-steps"  # how the step budget related to a coreset: 'equal-steps' or 'equal-epochs'
+    steps: int | None = None  # optimiser steps taken (None: the strategy takes none)
+    budget: int | None = None  # the step budget it had
+    examples_seen: int | None = None  # examples through forward + backward passes: compute that machine noise does not move
+    target: float | None = None  # where a retrained model would be on the whole forget set (None: unknown or not asked)
+    target_metric: str | None = None  # 'forget_acc' (target reached at or below) or 'forget_loss' (at or above)
+    target_basis: str = ""  # how the target was found
+    reached: bool | None = None  # did the whole forget set end at the target? (None: no target)
+    forget_acc: float | None = None  # accuracy on the whole forget set where the strategy stopped
+    retain_acc: float | None = None  # accuracy on (up to 2,048 of) the retain set at the end
+    warnings: list = field(default_factory=list)  # what went wrong, each also emitted as an `UnlearningWarning`
 
     def __repr__(self):
-        return (f"UnlearnResult(strategy={self.strategy!r}, k={self.selection.k}/{self.selection.n}, "
-                f"seconds={self.seconds:.3f}, hparams={self.hparams})")
+        fa = "-" if self.forget_acc is None else f"{self.forget_acc:.3f}"
+        tg = "-" if self.target is None else f"{self.target:.3f}"
+        return (f"UnlearnResult(strategy={self.strategy!r}, k={self.selection.k}/{self.selection.n}, steps={self.steps}, "
+                f"forget_acc={fa}, target={tg}, reached={self.reached}, seconds={self.seconds:.3f}, hparams={self.hparams})")
 
 # %% ../nbs/05_api.ipynb #8d606912
 def select(problem: Problem, selector: str = "full", k: int | None = None, fraction: float = 1.0, **kwargs) -> Selection:
@@ -49,10 +64,14 @@ def select(problem: Problem, selector: str = "full", k: int | None = None, fract
     return sel
 
 # %% ../nbs/05_api.ipynb #93fcc6df
+BUDGET_MODES = ("equal-steps", "equal-epochs")
+
+
 def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent", selector: str | None = None,
             fraction: float = 1.0, task: Task | None = None, seed: int = 0, *, test=None, k: int | None = None,
-            selector_kwargs: dict | None = None, **hparams) -> UnlearnResult:
+            selector_kwargs: dict | None = None, budget: str = "equal-steps", **hparams) -> UnlearnResult:
     "Unlearn `forget` from `model` while keeping `retain`, with a registered `strategy`; the caller's model is untouched."
+    if budget not in BUDGET_MODES: raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {budget!r}")
     if isinstance(model, Problem):  # a ready problem (benchmarks pass one); `seed` still decides
         problem = model if model.seed == seed else replace(model, seed=seed, check_overlap=False)
     else:
@@ -61,6 +80,7 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
     if not entry.supports(problem.task.kind):
         raise TypeError(f"strategy {strategy!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")
     hp = resolve_hparams(entry, preset, hparams)
+    target = resolve_target(problem, hp.get("target_acc", "oracle"))   # a bad target fails here, before any training
     # 1. pick the part of the forget set the strategy will see
     if selector is None: selector = "full" if (fraction == 1.0 and k is None) else "random"
     warmup()
@@ -69,6 +89,7 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
     sel = select(problem, selector, k=k, fraction=fraction, **(selector_kwargs or {}))
     t_sel = time.perf_counter() - t0
     sub = problem if sel.k == problem.n_forget and sel.weights is None else problem.select(sel)
+    if budget == "equal-epochs" and sub is not problem: sub = replace(sub, budget_scale=sel.k / problem.n_forget)
     # 2. run the strategy from a fixed seed, guarding the caller's model
     before = snapshot(problem.model)
     seed_everything(seed)
@@ -81,4 +102,10 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
     after = problem.model.state_dict()
     if any(not torch.equal(before[n], after[n]) for n in before):
         raise RuntimeError(f"strategy {strategy!r} modified the caller's model; it must train a clone")
-    return UnlearnResult(new.eval(), sel, strategy, hp, seconds, t_sel, dict(log), problem)
+    # 3. where it ended against the target, on the whole forget set; a miss is a warning naming the knob
+    log = dict(log)
+    rep = assess(new.eval(), problem, target, log, hp, strategy, entry.extra.get("knobs", ("steps", "lr")))
+    for w in rep["warnings"]: warnings.warn(w, UnlearningWarning, stacklevel=2)
+    return UnlearnResult(new, sel, strategy, hp, seconds, t_sel, log, problem, budget, log.get("steps"), log.get("budget"),
+                         log.get("examples_seen"), rep["target"], rep["target_metric"], rep["target_basis"],
+                         rep["reached"], rep.get("forget_acc"), rep.get("retain_acc"), rep["warnings"])

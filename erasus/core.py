@@ -24,8 +24,8 @@ from torch import nn
 __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strategy', 'register_selector', 'register_metric',
            'register_benchmark', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection', 'budget',
            'clone_model', 'eval_mode', 'state_equal', 'snapshot', 'warmup', 'NonFiniteLossError', 'check_finite',
-           'distill_kl', 'batches', 'cycle_batches', 'epoch_batches', 'make_optimizer', 'optimise', 'per_example_grads',
-           'fisher_diagonal', 'loss_gradient', 'parametrised_layers', 'reinit_layers']
+           'distill_kl', 'batches', 'cycle_batches', 'epoch_batches', 'make_optimizer', 'batch_rows', 'optimise',
+           'per_example_grads', 'fisher_diagonal', 'loss_gradient', 'parametrised_layers', 'reinit_layers']
 
 # %% ../nbs/00_core.ipynb #153bcb7b
 @dataclass
@@ -290,21 +290,36 @@ def epoch_batches(data: tuple, batch_size: int, epochs: int, generator: torch.Ge
 def make_optimizer(params, name: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0):
     "An optimiser by name: `adam`, `adamw` or `sgd`."
     params = [p for p in params if p.requires_grad]
+    if not params: raise ValueError("nothing to train: every parameter has requires_grad=False (unfreeze some, or use "
+                                    "a strategy that needs no training)")
     if name == "adam": return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd": return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
 
 
+def batch_rows(batch) -> int:
+    "How many examples go through forward and backward in `batch`: a tuple of tensors, or a pair/tagged tuple of them."
+    if torch.is_tensor(batch): return len(batch) if batch.dim() else 0
+    if isinstance(batch, (tuple, list)):
+        if batch and all(torch.is_tensor(t) for t in batch): return len(batch[0]) if batch[0].dim() else 0
+        return sum(batch_rows(b) for b in batch if isinstance(b, (tuple, list)) or torch.is_tensor(b))
+    return 0
+
+
 def optimise(model: nn.Module, loss_fn: Callable, batch_iter: Iterable, *, lr: float, optimizer: str = "adam",
              momentum: float = 0.9, weight_decay: float = 0.0, max_steps: int | None = None,
              params: Iterable | None = None, masks: dict | None = None, clip: float | None = None,
-             stop: Callable | None = None, where: str = "loss") -> dict:
-    "Minimise `loss_fn(model, batch)` over `batch_iter` in place; return a log with the losses and steps taken."
+             stop: Callable | None = None, where: str = "loss", warmup_steps: int = 0) -> dict:
+    "Minimise `loss_fn(model, batch)` over `batch_iter` in place, for at most `max_steps`; return a log of what it did."
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
+        raise ValueError(f"the step budget must be an int >= 1, got {max_steps!r}")
     if masks and weight_decay: raise ValueError("weight_decay would move masked parameters; use weight_decay=0 with masks")
     opt = make_optimizer(model.parameters() if params is None else params, optimizer, lr, momentum, weight_decay)
+    # a linear warm-up makes the first steps small, so that a stop rule catches a fragile model before it overshoots
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps)) if warmup_steps else None
     named = dict(model.named_parameters())
-    losses, step = [], 0
+    losses, step, seen, stopped = [], 0, 0, False
     model.train()
     for batch in batch_iter:
         if max_steps is not None and step >= max_steps: break
@@ -316,10 +331,12 @@ def optimise(model: nn.Module, loss_fn: Callable, batch_iter: Iterable, *, lr: f
                 if named[n].grad is not None: named[n].grad.mul_(m)
         if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()                                                        # 4. the update
-        losses.append(loss.item()); step += 1
-        if stop is not None and stop(model, step): break                  # 5. an early-stopping rule
+        if sched is not None: sched.step()
+        losses.append(loss.item()); step += 1; seen += batch_rows(batch)
+        if stop is not None and stop(model, step): stopped = True; break   # 5. an early-stopping rule
     model.eval()
-    return dict(steps=step, losses=losses)
+    log = dict(steps=step, budget=max_steps, examples_seen=seen, stopped=stopped, losses=losses)
+    return {**log, **stop.log()} if callable(getattr(stop, "log", None)) else log
 
 # %% ../nbs/00_core.ipynb #6c332afb
 def per_example_grads(model: nn.Module, task, data: tuple, names: list | None = None, batch_size: int = 256):

@@ -64,6 +64,16 @@ def overlap(a: tuple, b: tuple) -> torch.Tensor:
     return torch.nonzero(in_b[inv[:len(ka)]]).flatten()
 
 # %% ../nbs/02_data.ipynb #a5cfb365
+def _check_finite_data(data: tuple, name: str) -> None:
+    "Raise a `ValueError` naming the split, tensor and first rows if floating-point `data` holds NaN or infinity."
+    for j, t in enumerate(data):
+        if t.is_floating_point() or t.is_complex():
+            bad = ~torch.isfinite(t.reshape(len(t), -1)).all(1)             # (n,) rows with a non-finite entry
+            if bad.any():
+                raise ValueError(f"{name} tensor {j} has non-finite values (NaN or inf) in {int(bad.sum())} rows, "
+                                 f"e.g. rows {torch.nonzero(bad).flatten()[:5].tolist()}: the data is at fault, not the model")
+
+
 @dataclass
 class Problem:
     "An unlearning problem: a model, its task, forget/retain(/test) data, batch size and seed."
@@ -77,11 +87,14 @@ class Problem:
     forget_weights: torch.Tensor | None = None  # per-example weights of `forget` (from a weighted selector)
     selection: Selection | None = None  # which part of the full forget set `forget` is
     check_overlap: bool = True  # refuse forget examples that are also in retain
+    full_forget: tuple | None = None  # the whole forget set when `forget` is a selector's coreset of it (None: `forget` is whole)
+    budget_scale: float = 1.0  # step budgets derived from the whole forget set are scaled by this (k/n under equal epochs)
 
     def __post_init__(self):
         if not isinstance(self.model, nn.Module): raise TypeError(f"model must be a torch nn.Module, got {type(self.model).__name__}")
         self.forget, self.retain = as_data(self.forget, "forget"), as_data(self.retain, "retain")
         if self.test is not None: self.test = as_data(self.test, "test")
+        if self.full_forget is not None: self.full_forget = as_data(self.full_forget, "full_forget")
         if self.task is None: self.task = infer_task(self.model, self.forget)
         if not isinstance(self.batch_size, int) or self.batch_size < 1: raise ValueError(f"batch_size must be a positive int, got {self.batch_size}")
         splits = [("forget", self.forget), ("retain", self.retain)] + ([("test", self.test)] if self.test is not None else [])
@@ -91,6 +104,7 @@ class Problem:
             for i, (a, b) in enumerate(zip(d, ref)):
                 if a.shape[1:] != b.shape[1:]:
                     raise ValueError(f"{name} tensor {i} has rows of shape {tuple(a.shape[1:])}, forget has {tuple(b.shape[1:])}")
+            _check_finite_data(d, name)
             self.task.validate(self.model, d, name)
         if self.check_overlap:
             both = overlap(self.forget, self.retain)
@@ -105,6 +119,12 @@ class Problem:
     def n_forget(self) -> int: return n_rows(self.forget)
     @property
     def n_retain(self) -> int: return n_rows(self.retain)
+    @property
+    def whole_forget(self) -> tuple:
+        "The whole forget set, also when `forget` is a selector's coreset: what stop rules and reports watch."
+        return self.forget if self.full_forget is None else self.full_forget
+    @property
+    def n_whole_forget(self) -> int: return n_rows(self.whole_forget)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         "A fresh generator seeded from the problem's seed (plus `offset` for independent streams)."
@@ -136,4 +156,5 @@ class Problem:
         "The same problem whose forget set is the `selection` of this one's (examples a selector weighted 0 left out)."
         idx, w = selection.indices, selection.weights
         if w is not None and (w == 0).any(): idx, w = idx[w > 0], w[w > 0]  # a zero weight stands for no example
-        return replace(self, forget=subset(self.forget, idx), selection=selection, forget_weights=w, check_overlap=False)
+        return replace(self, forget=subset(self.forget, idx), selection=selection, forget_weights=w, check_overlap=False,
+                       full_forget=self.whole_forget)

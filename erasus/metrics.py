@@ -5,6 +5,8 @@
 # %% ../nbs/04_metrics.ipynb #404d2f66
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,9 +15,10 @@ from .core import METRICS, eval_mode, register_metric
 from .data import Problem, batches
 
 # %% auto #0
-__all__ = ['GAP_METRICS', 'DEFAULT_METRICS', 'per_sample', 'accuracy', 'mean_loss', 'stop_at_accuracy', 'forget_acc',
-           'retain_acc', 'test_acc', 'forget_loss', 'retain_loss', 'test_loss', 'attack_features', 'mia_efficacy',
-           'mia', 'avg_gap', 'speedup', 'evaluate']
+__all__ = ['GAP_METRICS', 'DEFAULT_METRICS', 'per_sample', 'accuracy', 'mean_loss', 'stop_at_accuracy', 'split_logits',
+           'forget_acc', 'retain_acc', 'test_acc', 'forget_loss', 'retain_loss', 'test_loss', 'forgotten_classes',
+           'test_acc_kept', 'attack_features', 'mia_efficacy', 'mia', 'svc_mia', 'label_confidence', 'shadow_rows',
+           'mia_svc_efficacy', 'mia_svc', 'avg_gap', 'speedup', 'evaluate']
 
 # %% ../nbs/04_metrics.ipynb #8cc4e0cf
 @torch.no_grad()
@@ -50,20 +53,37 @@ def _split(problem: Problem, name: str) -> tuple:
     return d
 
 
+_MEMO = ContextVar("erasus_metrics_memo", default=None)  # while `evaluate` runs: {(model, problem, split): logits}
+
+
+def split_logits(model: nn.Module, problem: Problem, name: str) -> torch.Tensor:
+    "The model's logits (n, C) on split `name` of `problem`; computed once per split while `evaluate` runs."
+    data, memo = _split(problem, name), _MEMO.get()
+    key = (id(model), id(problem), name)
+    if memo is not None and key in memo: return memo[key]
+    out = per_sample(model, problem.task.logits, data)                  # (n, C)
+    if memo is not None: memo[key] = out
+    return out
+
+
+def _acc(model, problem, name) -> float:
+    return (split_logits(model, problem, name).argmax(-1) == _split(problem, name)[1]).float().mean().item()
+
+
 @register_metric(direction="oracle", kinds=["classification"])
 def forget_acc(model, problem):
     "Accuracy on the forget set (target: the retrain oracle's)."
-    return accuracy(model, problem.task, _split(problem, "forget"))
+    return _acc(model, problem, "forget")
 
 @register_metric(direction="higher", kinds=["classification"])
 def retain_acc(model, problem):
     "Accuracy on the retain set."
-    return accuracy(model, problem.task, _split(problem, "retain"))
+    return _acc(model, problem, "retain")
 
 @register_metric(direction="higher", kinds=["classification"])
 def test_acc(model, problem):
     "Accuracy on held-out test data."
-    return accuracy(model, problem.task, _split(problem, "test"))
+    return _acc(model, problem, "test")
 
 @register_metric(direction="oracle")
 def forget_loss(model, problem):
@@ -79,6 +99,22 @@ def retain_loss(model, problem):
 def test_loss(model, problem):
     "Mean loss on held-out test data."
     return mean_loss(model, problem.task, _split(problem, "test"))
+
+# %% ../nbs/04_metrics.ipynb #c9068ae4
+def forgotten_classes(problem: Problem) -> torch.Tensor:
+    "Labels of the (whole) forget set that the retain set does not contain; empty under random forgetting."
+    forget = getattr(problem, "whole_forget", None) or problem.forget
+    return torch.unique(forget[1][~torch.isin(forget[1], problem.retain[1])])
+
+
+@register_metric(direction="higher", kinds=["classification"])
+def test_acc_kept(model, problem):
+    "Test accuracy on the test examples whose class is not a forgotten one (equals `test_acc` under random forgetting)."
+    y = _split(problem, "test")[1]
+    keep = ~torch.isin(y, forgotten_classes(problem))                   # (n_test,)
+    if not keep.any(): raise ValueError("test_acc_kept: every test example is of a forgotten class")
+    right = split_logits(model, problem, "test").argmax(-1) == y
+    return right[keep].float().mean().item()
 
 # %% ../nbs/04_metrics.ipynb #411aa0f2
 @torch.no_grad()
@@ -112,13 +148,54 @@ def mia(model, problem):
     "MIA efficacy: share of the forget set a confidence attack calls non-member (target: the oracle's)."
     return mia_efficacy(model, problem)
 
+# %% ../nbs/04_metrics.ipynb #b021b7de
+def svc_mia(member, nonmember, target, C: float = 3.0, gamma="auto") -> float:
+    "Share of `target` that an RBF SVC fitted to tell `member` (label 1) from `nonmember` (label 0) calls non-member."
+    from sklearn.svm import SVC
+    for name, a in (("member", member), ("nonmember", nonmember), ("target", target)):
+        if not len(a): raise ValueError(f"svc_mia: {name} has no examples")
+    member, nonmember, target = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (member, nonmember, target))
+    # 1. the shadow set: members 1, non-members 0
+    X, y = np.concatenate([member, nonmember]), np.r_[np.ones(len(member)), np.zeros(len(nonmember))]
+    # 2. the attack, and the share of the target it calls non-member
+    attack = SVC(C=C, gamma=gamma, kernel="rbf").fit(X, y)
+    return float((attack.predict(target) == 0).mean())
+
+
+def label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    "Softmax probability of each example's label, shape (n,)."
+    return torch.softmax(logits.double(), -1).gather(1, labels.long()[:, None]).squeeze(1)
+
+
+def shadow_rows(n_total: int, n: int, seed: int = 0) -> torch.Tensor:
+    "`n` of `range(n_total)`: all of them in order when n >= n_total, else a random subset drawn from `seed`."
+    if n >= n_total: return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def mia_svc_efficacy(model: nn.Module, problem: Problem, seed: int = 0) -> float:
+    "SalUn's MIA efficacy: share of the forget set that an SVC on true-class confidence (retain vs test) calls non-member."
+    # 1. true-class confidence on each split
+    conf = {s: label_confidence(split_logits(model, problem, s), _split(problem, s)[1]) for s in ("retain", "test", "forget")}
+    # 2. equal-size shadow sets: a seeded subset of retain (members), test (non-members)
+    n = min(len(conf["retain"]), len(conf["test"]))
+    member, nonmember = (conf[s][shadow_rows(len(conf[s]), n, seed)] for s in ("retain", "test"))
+    # 3. the attack on the forget set
+    return svc_mia(member.numpy(), nonmember.numpy(), conf["forget"].numpy())
+
+
+@register_metric(direction="oracle", kinds=["classification"])
+def mia_svc(model, problem):
+    "MIA efficacy of SalUn / Jia et al.: an RBF SVC on true-class confidence (target: the oracle's)."
+    return mia_svc_efficacy(model, problem)
+
 # %% ../nbs/04_metrics.ipynb #87c8562b
-GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia")
+GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_svc")
 
 
 @register_metric(direction="lower", derived=True)
 def avg_gap(row: dict, oracle: dict, keys=GAP_METRICS) -> float:
-    "Mean absolute difference to the retrain oracle's row over forget/retain/test accuracy and MIA efficacy."
+    "Mean absolute difference to the retrain oracle's row over forget/retain/test accuracy and MIA efficacy (`mia_svc`)."
     missing = [k for k in keys if row.get(k) is None or oracle.get(k) is None]
     if missing: raise ValueError(f"avg_gap needs {', '.join(missing)} in both rows")
     return float(np.mean([abs(row[k] - oracle[k]) for k in keys]))
@@ -130,14 +207,17 @@ def speedup(row: dict, oracle: dict) -> float:
     return float(oracle["seconds"] / max(row["seconds"], 1e-9))
 
 # %% ../nbs/04_metrics.ipynb #236bb474
-DEFAULT_METRICS = ("forget_acc", "retain_acc", "test_acc", "forget_loss", "retain_loss", "test_loss", "mia")
+DEFAULT_METRICS = ("forget_acc", "retain_acc", "test_acc", "test_acc_kept", "forget_loss", "retain_loss", "test_loss",
+                   "mia", "mia_svc")
 
 
 def evaluate(model: nn.Module, problem: Problem, metrics=DEFAULT_METRICS) -> dict:
-    "Compute the model metrics named in `metrics` (those the problem's task supports)."
-    out = {}
-    for name in metrics:
-        e, _ = METRICS.get(name)
-        if e.extra.get("derived"): raise ValueError(f"{name} is computed from rows, not from a model")
-        if e.supports(problem.task.kind): out[name] = float(e.fn(model, problem))
+    "Compute the model metrics named in `metrics` (those the problem's task supports); one logits pass per split."
+    out, token = {}, _MEMO.set({})
+    try:
+        for name in metrics:
+            e, _ = METRICS.get(name)
+            if e.extra.get("derived"): raise ValueError(f"{name} is computed from rows, not from a model")
+            if e.supports(problem.task.kind): out[name] = float(e.fn(model, problem))
+    finally: _MEMO.reset(token)
     return out

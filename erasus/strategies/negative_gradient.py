@@ -7,28 +7,31 @@ from __future__ import annotations
 
 import torch
 
-from ..core import epoch_batches, optimise, register_strategy
-from ..metrics import stop_at_accuracy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, optimise, register_strategy
 from ..tasks import weighted_loss
 
 # %% auto #0
 __all__ = ['negative_gradient']
 
 # %% ../../nbs/strategies/21_negative_gradient.ipynb #9d95f1df
-@register_strategy(family="gradient", paper="Kurmanji et al., NeurIPS 2023 (NegGrad+); Maini et al., COLM 2024 (GradDiff)")
-def negative_gradient(problem, *, beta: float = 0.9, lr: float = 1e-3, epochs: int = 20, batch_size: int = 32,
-                      optimizer: str = "adam", target_acc: float | str | None = "chance"):
-    "Minimise beta * retain loss - (1 - beta) * forget loss, until forget accuracy reaches `target_acc`."
+@register_strategy(family="gradient", paper="Kurmanji et al., NeurIPS 2023 (NegGrad+); Maini et al., COLM 2024 (GradDiff)",
+                   space=dict(beta=("float", 0.5, 0.99), lr=("log", 1e-4, 3e-2), batch_size=("cat", [16, 32, 64])),
+                   knobs=("steps", "lr", "beta"))
+def negative_gradient(problem, *, beta: float = 0.9, lr: float = 1e-3, steps: int | None = None, epochs: int = 20,
+                      batch_size: int = 32, optimizer: str = "adam", target_acc: float | str | None = "oracle"):
+    "Minimise beta * retain loss - (1 - beta) * forget loss, until the whole forget set is where a retrained model would be."
     if not 0 <= beta <= 1: raise ValueError(f"beta must be in [0, 1], got {beta}")
     model, task = problem.clone_model(), problem.task
-    # 1. each forget batch is paired with the next batch of an endless retain stream
-    forget = epoch_batches(problem.weighted_forget(), batch_size, epochs, problem.generator(offset=21))
+    # 1. a step budget from the whole forget set; each forget batch paired with the next batch of a retain stream
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)
+    forget = cycle_batches(problem.weighted_forget(), batch_size, problem.generator(offset=21))
     retain = problem.retain_stream(batch_size)
     # 2. the NegGrad+ objective
     def objective(m, pair):
         fb, rb = pair
         return beta * task.loss(m, rb) - (1 - beta) * weighted_loss(task, m, fb)
-    # 3. stop once the forget set is down to the target accuracy
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    return model, optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, stop=stop,
-                           where="NegGrad+ loss")
+    # 3. stop once the whole forget set is at the oracle level
+    stop = stop_rule(problem, target_acc, batch_size)
+    return model, optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, max_steps=budget, warmup_steps=warmup_steps(budget),
+                           stop=stop, where="NegGrad+ loss")
