@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from .budgets import UnlearningWarning, assess, resolve_target
-from .core import SELECTORS, STRATEGIES, Selection, budget, resolve_hparams, seed_everything, snapshot, warmup
+from .core import (SELECTORS, STRATEGIES, Selection, budget, model_flags, resolve_hparams, restore_flags,
+                         seed_everything, snapshot, warmup)
 from .data import Problem
 from .tasks import Task
 
@@ -71,6 +72,19 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
             fraction: float = 1.0, task: Task | None = None, seed: int = 0, *, test=None, k: int | None = None,
             selector_kwargs: dict | None = None, budget: str = "equal-steps", **hparams) -> UnlearnResult:
     "Unlearn `forget` from `model` while keeping `retain`, with a registered `strategy`; the caller's model is untouched."
+    mine = model.model if isinstance(model, Problem) else model
+    flags = model_flags(mine) if isinstance(mine, nn.Module) else None
+    try: res = _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams)
+    finally:   # the caller's train/eval flags and requires_grad are theirs, also when unlearning fails
+        changed = flags is not None and model_flags(mine) != flags
+        if changed: restore_flags(mine, flags)
+    if changed: raise RuntimeError(f"strategy {strategy!r} changed the caller's train/eval or requires_grad flags "
+                                   "(restored); it must work on a clone")
+    return res
+
+
+def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams):
+    "`unlearn` without the guard of the caller's flags."
     if budget not in BUDGET_MODES: raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {budget!r}")
     if isinstance(model, Problem):  # a ready problem (benchmarks pass one); `seed` still decides
         problem = model if model.seed == seed else replace(model, seed=seed, check_overlap=False)

@@ -23,9 +23,10 @@ from torch import nn
 # %% auto #0
 __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strategy', 'register_selector', 'register_metric',
            'register_benchmark', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection', 'budget',
-           'clone_model', 'eval_mode', 'state_equal', 'snapshot', 'warmup', 'NonFiniteLossError', 'check_finite',
-           'distill_kl', 'batches', 'cycle_batches', 'epoch_batches', 'make_optimizer', 'batch_rows', 'optimise',
-           'per_example_grads', 'fisher_diagonal', 'loss_gradient', 'parametrised_layers', 'reinit_layers']
+           'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot', 'warmup',
+           'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches', 'epoch_batches',
+           'make_optimizer', 'batch_rows', 'optimise', 'per_example_grads', 'fisher_diagonal', 'loss_gradient',
+           'parametrised_layers', 'reinit_layers']
 
 # %% ../nbs/00_core.ipynb #153bcb7b
 @dataclass
@@ -207,10 +208,24 @@ def clone_model(model: nn.Module) -> nn.Module:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module):
-    "Run the block with `model` in eval mode (no dropout, no batch-norm updates), then restore its train/eval mode."
-    was = model.training; model.eval()
+    "Run the block with every submodule of `model` in eval mode, then give each submodule back its own train/eval flag."
+    flags = [(m, m.training) for m in model.modules()]   # a frozen batch norm inside a training model keeps its eval
+    model.eval()
     try: yield model
-    finally: model.train(was)
+    finally:
+        for m, was in flags: m.training = was
+
+
+def model_flags(model: nn.Module) -> dict:
+    "What a caller owns besides the weights: every submodule's train/eval flag and every parameter's `requires_grad`."
+    return dict(training={n: m.training for n, m in model.named_modules()},
+                requires_grad={n: p.requires_grad for n, p in model.named_parameters()})
+
+
+def restore_flags(model: nn.Module, flags: dict) -> None:
+    "Put back the flags `model_flags` recorded."
+    for n, m in model.named_modules(): m.training = flags["training"].get(n, m.training)
+    for n, p in model.named_parameters(): p.requires_grad_(flags["requires_grad"].get(n, p.requires_grad))
 
 
 def state_equal(a: nn.Module, b: nn.Module) -> bool:

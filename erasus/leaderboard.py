@@ -12,12 +12,13 @@ import pandas as pd
 from .bench import load_results, summarize
 
 # %% auto #0
-__all__ = ['COLUMNS', 'ORIGINAL_COLUMNS', 'results_path', 'leaderboard', 'show', 'tradeoff_plot', 'fraction_plot',
-           'selector_bars', 'provenance_table']
+__all__ = ['COLUMNS', 'ORIGINAL_COLUMNS', 'results_path', 'with_variants', 'leaderboard', 'show', 'tradeoff_plot',
+           'fraction_plot', 'selector_bars', 'compute_plot', 'provenance_table']
 
 # %% ../nbs/08_leaderboard.ipynb #461ab950
 COLUMNS = {"avg_gap": "Avg. Gap ↓", "forget_acc": "forget acc", "retain_acc": "retain acc ↑", "test_acc": "test acc ↑",
-           "mia": "MIA eff.", "seconds": "seconds ↓", "speedup": "speed-up ↑"}
+           "mia_svc": "MIA (SVC)", "steps": "steps", "examples_seen": "examples seen", "seconds": "wall-clock s ↓",
+           "speedup": "speed-up ↑"}
 ORIGINAL_COLUMNS = {"seconds": "time (s)", "forget_loss": "forget loss", "retain_loss": "retain loss",
                     "forget_acc": "forget acc", "retain_acc": "retain acc"}
 
@@ -31,9 +32,22 @@ def results_path(name: str, root=None) -> Path:
     raise FileNotFoundError(f"results/{name}.json not found above {here}; run the erasus bench command shown on this page")
 
 
-def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: str | None = "full", digits: int = 3) -> pd.DataFrame:
+def with_variants(rows: list, budget: str | None = None) -> list:
+    "Rows with tuned ones renamed `strategy (tuned)`, so default and tuned sit side by side; only `budget` mode rows if given."
+    if budget is not None: rows = [r for r in rows if r.get("budget_mode", budget) == budget or r["strategy"] in ("base", "retrain")]
+    return [dict(r, strategy=f"{r['strategy']} (tuned)") if r.get("variant") == "tuned" else r for r in rows]
+
+
+def _summary(rows: list, scenario: str, columns=(), budget: str | None = None):
+    "`summarize` of one scenario's rows over the given columns (and the ones plots need)."
+    cols = tuple(dict.fromkeys([*columns, "avg_gap", "forget_acc", "retain_acc", "test_acc", "examples_seen", "steps"]))
+    return summarize([r for r in with_variants(rows, budget) if r["scenario"] == scenario], cols=cols)
+
+
+def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: str | None = "full", digits: int = 3,
+                budget: str | None = None) -> pd.DataFrame:
     "One scenario's table: mean ± 95% interval over seeds, ranked by Avg. Gap; base and retrain rows as references."
-    s = summarize([r for r in rows if r["scenario"] == scenario])
+    s = _summary(rows, scenario, columns, budget)
     if s.empty: raise ValueError(f"no finished rows for scenario {scenario!r}")
     if selector is not None: s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
     s = s.sort_values("avg_gap", kind="stable")
@@ -42,7 +56,8 @@ def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: st
                         "seeds": s.seeds.values})
     for c, label in columns.items():
         if c not in s: continue
-        out[label] = [("–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(h) or h == 0 else f" ± {h:.{digits}f}"))
+        d = 0 if c in ("steps", "examples_seen") else digits              # counts read better without decimals
+        out[label] = [("–" if pd.isna(m) else f"{m:.{d}f}" + ("" if pd.isna(h) or h == 0 else f" ± {h:.{d}f}"))
                       for m, h in zip(s[c], s.get(c + "_ci", pd.Series([0] * len(s))))]
     ref = s.strategy.isin(["base", "retrain"]).values
     out.insert(0, "rank", ["" if r else int(k) for r, k in zip(ref, (~ref).cumsum())])
@@ -57,17 +72,20 @@ def show(table: pd.DataFrame):
 def tradeoff_plot(rows: list, scenario: str, ax=None, selector: str = "full"):
     "Forget accuracy against retain accuracy per strategy (mean ± 95% interval), with the oracle and base marked."
     import matplotlib.pyplot as plt
-    s = summarize([r for r in rows if r["scenario"] == scenario])
+    s = _summary(rows, scenario)
     s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
-    ax = ax or plt.subplots(figsize=(5.5, 4))[1]
-    for _, r in s.iterrows():
+    ax = ax or plt.subplots(figsize=(7.5, 4.5))[1]
+    markers = "osD^vP<>hp"
+    for j, (_, r) in enumerate(s.iterrows()):
         style = dict(marker="*", s=220, color="gold", edgecolor="k", zorder=3) if r.strategy == "retrain" else (
-            dict(marker="X", s=90, color="grey", zorder=3) if r.strategy == "base" else dict(marker="o", s=50, zorder=2))
+            dict(marker="X", s=90, color="grey", zorder=3) if r.strategy == "base" else
+            dict(marker=markers[j // 10 % len(markers)], s=50, color=f"C{j % 10}", zorder=2))   # colour x marker: distinct
         ax.errorbar(r.forget_acc, r.retain_acc, xerr=r.forget_acc_ci, yerr=r.retain_acc_ci, fmt="none", ecolor="0.6", lw=1)
         ax.scatter(r.forget_acc, r.retain_acc, label=r.strategy, **style)
     ax.set_xlabel("forget accuracy (closer to the ★ oracle is better)"); ax.set_ylabel("retain accuracy")
     ax.set_title(f"{s.benchmark.iloc[0]} / {scenario}: forget vs retain")
-    ax.legend(fontsize=8, loc="best"); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(s) // 18)   # outside the axes
+    ax.grid(alpha=0.3)
     return ax
 
 
@@ -75,7 +93,7 @@ def fraction_plot(rows: list, scenario: str, ax=None, metric: str = "avg_gap", s
                   strategy: str | None = None):
     "`metric` against the fraction of the forget set kept: one line per strategy (for one `selector`) or per selector (for one `strategy`)."
     import matplotlib.pyplot as plt
-    s = summarize([r for r in rows if r["scenario"] == scenario])
+    s = _summary(rows, scenario, budget="equal-steps")
     s = s[~s.strategy.isin(["base", "retrain"])]
     if strategy is not None: s, by, what = s[s.strategy == strategy], "selector", f"{strategy}, by selector"
     else: s, by, what = s[s.selector.isin([selector, "full"])], "strategy", f"{selector} selector, by strategy"
@@ -91,10 +109,10 @@ def fraction_plot(rows: list, scenario: str, ax=None, metric: str = "avg_gap", s
 
 
 def selector_bars(rows: list, scenario: str, strategy: str = "negative_gradient", fraction: float = 0.2, ax=None,
-                  metric: str = "avg_gap"):
+                  metric: str = "avg_gap", budget: str = "equal-steps"):
     "`metric` (mean ± 95% interval) of every selector at one `fraction` for one `strategy`, best on top; `full` as a line."
     import matplotlib.pyplot as plt
-    s = summarize([r for r in rows if r["scenario"] == scenario and r["strategy"] == strategy])
+    s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget)
     if s.empty: raise ValueError(f"no finished rows for {strategy!r} on scenario {scenario!r}")
     at = s[(s.fraction == fraction) & (s.selector != "full")].sort_values(metric, ascending=False, kind="stable")
     if at.empty: raise ValueError(f"no rows for {strategy!r} at fraction {fraction:g}; fractions run: {sorted(set(s.fraction))}")
@@ -104,10 +122,30 @@ def selector_bars(rows: list, scenario: str, strategy: str = "negative_gradient"
     full = s[s.selector == "full"]
     if len(full): ax.axvline(full[metric].iloc[0], color="k", ls="--", lw=1, label="full forget set")
     ax.set_xlabel(metric + (" (lower is better)" if metric == "avg_gap" else ""))
-    ax.set_title(f"{scenario}: {strategy} on {fraction:g} of the forget set")
+    ax.set_title(f"{scenario}: {strategy} on {fraction:g} of the forget set ({budget})")
     if len(full): ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return ax
+
+def compute_plot(rows: list, scenario: str, strategy: str = "negative_gradient", selectors=("random",), ax=None,
+                 metric: str = "avg_gap"):
+    "`metric` against examples seen (forward + backward passes) for coresets at equal steps and at equal epochs."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(6.5, 4))[1]
+    for budget, style in (("equal-steps", dict(marker="o", ls="-")), ("equal-epochs", dict(marker="s", ls="--", mfc="none"))):
+        s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget)
+        for j, sel in enumerate(selectors):
+            g = pd.concat([s[s.selector == sel], s[s.selector == "full"]]).sort_values("fraction")
+            if g.empty: continue
+            ax.errorbar(g.examples_seen, g[metric], yerr=g[metric + "_ci"], capsize=2, color=f"C{j}",
+                        label=f"{sel}, {budget}", **style)
+            for _, r in g.iterrows(): ax.annotate(f"{r.fraction:g}", (r.examples_seen, r[metric]), fontsize=7,
+                                                  xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log"); ax.set_xlabel("examples seen (forward + backward), mean over seeds")
+    ax.set_ylabel(metric + (" (lower is better)" if metric == "avg_gap" else ""))
+    ax.set_title(f"{scenario}: {strategy}, coreset fraction at each point"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    return ax
+
 
 def provenance_table(res: dict) -> pd.DataFrame:
     "The provenance of a results file as a two-column table."

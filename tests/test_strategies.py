@@ -252,3 +252,54 @@ def test_batchnorm_model_in_train_mode_untouched(name, small):
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert not changed, f"{name} changed the caller's {changed}"
+
+
+# ---------------------------------------------------------------- (g) budgets, targets and reports (issue 7)
+def _uses_steps(name):
+    return "steps" in entry(name).defaults
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reports_target_and_compute(name, small, class_sc):
+    "Every result says where a retrained model would be, whether it got there, and (if it optimises) what it cost."
+    needs_classification(name)
+    p = pick(name, small, class_sc)
+    res = unlearn(p, None, None, strategy=name, seed=0)
+    assert res.target == 0.0 and res.target_metric == "forget_acc", (name, res.target, res.target_basis)
+    assert "absent from the retain set" in res.target_basis
+    assert res.reached in (True, False) and 0 <= res.forget_acc <= 1
+    assert res.reached == (res.forget_acc <= 0.02)
+    if _uses_steps(name):
+        assert res.budget is not None and 1 <= res.steps <= res.budget, (name, res.steps, res.budget)
+        assert res.examples_seen >= res.steps
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if _uses_steps(n)])
+def test_coreset_keeps_the_whole_sets_budget(name, class_sc):
+    "Under a selector the budget is the whole forget set's (equal steps) unless equal epochs are asked for."
+    needs_classification(name)
+    p = class_sc.problem
+    hp = dict(target_acc=None) if "target_acc" in entry(name).defaults else {}
+    full = unlearn(p, None, None, strategy=name, seed=0, **hp)
+    core = unlearn(p, None, None, strategy=name, seed=0, fraction=0.2, **hp)
+    epochs = unlearn(p, None, None, strategy=name, seed=0, fraction=0.2, budget="equal-epochs", **hp)
+    assert core.budget == full.budget, f"{name}: a 20% coreset got {core.budget} steps, the whole set {full.budget}"
+    assert epochs.budget <= full.budget and epochs.budget_mode == "equal-epochs"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "lr" in entry(n).defaults])
+def test_diverging_run_is_an_error_not_a_result(name, small, class_sc):
+    "With an absurd learning rate a strategy raises; it never returns a 'successful' model with non-finite outputs."
+    needs_classification(name)
+    p = pick(name, small, class_sc)
+    with pytest.raises((FloatingPointError, ValueError, RuntimeError)):
+        unlearn(p, None, None, strategy=name, lr=1e38)
+
+
+def test_bad_budget_mode_and_target_refused_before_training(small):
+    with pytest.raises(ValueError, match="budget must be one of equal-steps, equal-epochs"):
+        unlearn(small, None, None, strategy="gradient_ascent", budget="equal-time")
+    with pytest.raises(ValueError, match="target_acc must be"):
+        unlearn(small, None, None, strategy="gradient_ascent", target_acc=1.5)
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        unlearn(small, None, None, strategy="gradient_ascent", steps=0)

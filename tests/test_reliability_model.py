@@ -1,0 +1,69 @@
+"""The caller's model is theirs (issue 8 item 5): flags, frozen parameters and failures never change it."""
+import pytest
+import torch
+from torch import nn
+
+from erasus.api import unlearn
+from erasus.core import STRATEGIES, model_flags, snapshot
+from erasus.data import Problem
+from erasus.metrics import evaluate
+
+NAMES = [e.name for e in STRATEGIES.list(kinds="classification")]
+
+
+def mixed_model(seed=0):
+    "A training-mode MLP holding a frozen (eval-mode) batch norm, an MC-dropout left in train mode, and a frozen layer."
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 64), nn.ReLU(),
+                      nn.Linear(64, 10)).train()
+    m[1].eval()
+    m[0].weight.requires_grad_(False)
+    return m
+
+
+def test_problem_and_metrics_keep_every_flag(small):
+    m = mixed_model()
+    flags, before = model_flags(m), snapshot(m)
+    p = Problem(m, small.forget, small.retain, test=small.test)
+    evaluate(m, p)
+    assert model_flags(m) == flags
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_eval_inside_train_and_train_inside_eval():
+    m = mixed_model().eval()
+    m[3].train()                                          # MC dropout inside an eval model
+    flags = model_flags(m)
+    from erasus.core import eval_mode
+    with eval_mode(m): pass
+    assert model_flags(m) == flags
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mixed_model_untouched_also_when_unlearning_fails(name, small):
+    m = mixed_model()
+    flags, before = model_flags(m), snapshot(m)
+    for kw in ({}, dict(nope_not_a_hparam=1)):            # a run, and a run that raises
+        try: unlearn(m, small.forget, small.retain, strategy=name, test=small.test, **kw)
+        except (TypeError, ValueError, RuntimeError, FloatingPointError): pass
+        assert model_flags(m) == flags, f"{name} changed the caller's flags"
+        assert all(torch.equal(before[k], v) for k, v in m.state_dict().items()), f"{name} changed the caller's weights"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frozen_parameters_stay_frozen(name, small):
+    "A parameter with requires_grad=False is not moved by unlearning (the result keeps it bit for bit)."
+    m = mixed_model()
+    try: res = unlearn(m, small.forget, small.retain, strategy=name, test=small.test)
+    except (TypeError, ValueError) as err:
+        assert str(err); return                           # a clear refusal is fine
+    assert torch.equal(dict(res.model.named_parameters())["0.weight"], m[0].weight), f"{name} moved a frozen weight"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fully_frozen_model_is_refused_clearly(name, small):
+    "With nothing trainable, a strategy refuses with a clear error rather than changing frozen weights or doing nothing."
+    m = mixed_model().requires_grad_(False)
+    with pytest.raises((ValueError, TypeError)) as info:
+        unlearn(m, small.forget, small.retain, strategy=name, test=small.test)
+    assert "torch.optim" not in str(info.value) and "empty parameter list" not in str(info.value), str(info.value)
