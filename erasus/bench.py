@@ -5,27 +5,39 @@
 # %% ../nbs/06_bench.ipynb #dd828957
 from __future__ import annotations
 
+import contextlib
+import difflib
+import fcntl
 import itertools
 import json
 import math
+import numbers
 import os
 import platform
+import secrets
+import stat
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .core import BENCHMARKS, STRATEGIES, Selection, seed_everything, warmup
+from .api import BUDGET_MODES
+from .budgets import UnlearningWarning
+from .core import BENCHMARKS, SELECTORS, STRATEGIES, Selection, resolve_hparams, seed_everything, warmup
 from .data import Problem
-from .models import atomic_write_text
+from .models import atomic_write_text, config_hash
+
 
 # %% auto #0
-__all__ = ['ROW_KEYS', 'SUMMARY_COLS', 'Scenario', 'get_scenario', 'row_key', 'reference_rows', 'run_row', 'compare',
-           'provenance', 'load_results', 'save_results', 'grid_job', 'run_bench', 'ci95', 'summarize', 'format_table']
+__all__ = ['ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows',
+           'run_row', 'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock',
+           'merge_results', 'resolved_hparams', 'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench',
+           'ci95', 'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f79c1c7e
 @dataclass
@@ -51,12 +63,19 @@ def get_scenario(benchmark: str, scenario: str, seed: int = 0, **options) -> Sce
     return entry.fn(scenario=scenario, seed=seed, **{**preset, **options})
 
 # %% ../nbs/06_bench.ipynb #5e096a3b
-ROW_KEYS = ("benchmark", "scenario", "seed", "strategy", "selector", "fraction")
+ROW_KEYS = ("benchmark", "scenario", "seed", "strategy", "selector", "fraction")  # columns every row has
+VARIANTS = ("default", "tuned")  # paper / library defaults, or hyperparameters from `erasus tune`
 
 
 def row_key(row: dict) -> tuple:
-    "The identity of a row in a results file."
-    return tuple(row[k] for k in ROW_KEYS)
+    "The identity of a row in a results file: `ROW_KEYS` and the variant (rows written before variants are 'default')."
+    return (*(row[k] for k in ROW_KEYS), row.get("variant", "default"))
+
+
+def check_budget(budget: str) -> str:
+    "`budget` if it is one of `BUDGET_MODES` (`equal-steps`, `equal-epochs`), else a `ValueError` naming them."
+    if budget not in BUDGET_MODES: raise ValueError(f"unknown budget mode {budget!r}; use {' or '.join(BUDGET_MODES)}")
+    return budget
 
 
 def reference_rows(sc: Scenario, metrics=None) -> list:
@@ -67,34 +86,51 @@ def reference_rows(sc: Scenario, metrics=None) -> list:
     base = dict(evaluate(sc.problem.model, sc.problem, metrics), seconds=float(sc.base_info.get("seconds") or float("nan")))
     for name, m in (("base", base), ("retrain", oracle)):
         rows.append(dict(benchmark=sc.benchmark, scenario=sc.scenario, seed=sc.seed, strategy=name, selector="-",
-                         fraction=1.0, k=sc.problem.n_forget, n_forget=sc.problem.n_forget, **m,
+                         fraction=1.0, variant="default", k=sc.problem.n_forget, n_forget=sc.problem.n_forget, **m,
                          avg_gap=avg_gap(m, oracle), speedup=1.0 if name == "retrain" else None,
                          hparams={}, status="ok", error=None))
     return rows
 
 
+def _result(res, name: str):
+    "A field of an `UnlearnResult`, else what the strategy's log says."
+    v = getattr(res, name, None)
+    return res.log.get(name) if v is None else v
+
+
 def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float = 1.0, hparams: dict | None = None,
-            metrics=None, selector_hparams: dict | None = None) -> dict:
+            metrics=None, selector_hparams: dict | None = None, budget: str = "equal-steps", variant: str = "default") -> dict:
     "Unlearn one (strategy, selector, fraction) on a scenario and measure it against the oracle."
     from erasus.api import unlearn
     from erasus.metrics import DEFAULT_METRICS, avg_gap, evaluate
+    # 1. settings that cannot make a row are refused before any training
+    check_budget(budget)
+    if variant not in VARIANTS: raise ValueError(f"unknown variant {variant!r}; use {' or '.join(VARIANTS)}")
     metrics = metrics or DEFAULT_METRICS
     row = dict(benchmark=sc.benchmark, scenario=sc.scenario, seed=sc.seed, strategy=strategy, selector=selector,
-               fraction=fraction, k=None, n_forget=sc.problem.n_forget, hparams=dict(hparams or {}),
-               selector_hparams=dict(selector_hparams or {}), status="ok", error=None)
+               fraction=fraction, variant=variant, budget_mode=budget, k=None, n_forget=sc.problem.n_forget,
+               hparams=dict(hparams or {}), selector_hparams=dict(selector_hparams or {}), steps=None, examples_seen=None,
+               target=None, target_basis=None, reached=None, warnings=[], status="ok", error=None)
     try:
-        res = unlearn(sc.problem, None, None, strategy=strategy, selector=selector, fraction=fraction, seed=sc.seed,
-                      selector_kwargs=selector_hparams, **(hparams or {}))
+        # 2. unlearn; a missed target goes into the row instead of a warning per row
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnlearningWarning)
+            res = unlearn(sc.problem, None, None, strategy=strategy, selector=selector, fraction=fraction, seed=sc.seed,
+                          selector_kwargs=selector_hparams, budget=budget, **(hparams or {}))
+        # 3. measure against the oracle, with what the run says about its work and its target
         m = evaluate(res.model, sc.problem, metrics)
         oracle = evaluate(sc.oracle, sc.problem, metrics)
         row.update(m, k=res.selection.k, seconds=res.seconds + res.select_seconds, select_seconds=res.select_seconds,
-                   hparams=res.hparams, steps=res.log.get("steps"),
+                   hparams=res.hparams, **{f: _result(res, f) for f in ("steps", "examples_seen", "target", "target_metric",
+                                                                       "target_basis", "reached")},
+                   step_budget=_result(res, "budget"), warnings=list(getattr(res, "warnings", None) or []),
                    indices=None if selector == "full" else res.selection.indices.tolist())
         row["avg_gap"] = avg_gap(m, oracle)
         row["speedup"] = sc.retrain_seconds / max(row["seconds"], 1e-9)
     except Exception as err:  # a failing strategy is a result, not a crash of the grid
         row.update(status="error", error=f"{type(err).__name__}: {err}")
     return row
+
 
 # %% ../nbs/06_bench.ipynb #aee1db77
 def compare(sc: Scenario, models: dict, metrics=None):
@@ -109,15 +145,28 @@ def compare(sc: Scenario, models: dict, metrics=None):
     return pd.DataFrame(table).T
 
 # %% ../nbs/06_bench.ipynb #6fabecf6
+def _git(*args) -> str | None:
+    "Output of git on erasus's own source tree (never the caller's repository), with hooks off; None outside one."
+    import erasus
+    src = Path(erasus.__file__).resolve().parent.parent
+    cmd = ["git", "-C", str(src), "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"]
+    try:
+        run = lambda *a: subprocess.run([*cmd, *a], capture_output=True, text=True, timeout=5,
+                                        env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
+        top = run("rev-parse", "--show-toplevel")
+        if top.returncode or Path(top.stdout.strip()).resolve() != src: return None  # installed, not a checkout
+        out = run(*args)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError): return None
+
+
 def provenance(command: list | None = None) -> dict:
     "Where and with what a result was made."
     import erasus
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5).stdout.strip())
-    except (OSError, subprocess.SubprocessError): commit, dirty = None, None
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return dict(erasus=erasus.__version__, torch=torch.__version__, python=platform.python_version(), git_commit=commit,
-                git_dirty=dirty, command=" ".join(command if command is not None else sys.argv),
+                git_dirty=None if status is None else bool(status), command=" ".join(command if command is not None else sys.argv),
                 machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                              cpus=os.cpu_count(), torch_threads=torch.get_num_threads()),
                 started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -127,8 +176,9 @@ def load_results(path) -> dict:
     "Read a results file; a missing file is an empty result; anything else that is not one raises `ValueError`."
     path = Path(path)
     if not path.exists(): return dict(provenance={}, rows=[])
-    try: res = json.loads(path.read_text())
-    except json.JSONDecodeError as err: raise ValueError(f"{path} is not a valid results file: {err}") from None
+    if path.is_dir(): raise ValueError(f"{path} is a directory, not a results file")
+    try: res = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err: raise ValueError(f"{path} is not a valid results file: {err}") from None
     if not isinstance(res, dict) or not isinstance(res.get("rows"), list):
         raise ValueError(f"{path} has no 'rows' list; not an erasus results file")
     for i, r in enumerate(res["rows"]):
@@ -148,69 +198,271 @@ def _json_ready(o):
 
 
 def save_results(path, res: dict) -> Path:
-    "Write a results file atomically, as strict JSON (NaN becomes null)."
-    return atomic_write_text(path, json.dumps(_json_ready(res), indent=1, allow_nan=False, default=str))
+    "Write a results file atomically, as strict JSON (NaN becomes null), through a symlink and keeping the file's mode."
+    real = Path(os.path.realpath(path))
+    mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
+    atomic_write_text(real, json.dumps(_json_ready(res), indent=1, allow_nan=False, default=str))
+    if mode is not None: os.chmod(real, mode)
+    return Path(path)
+
+
+# %% ../nbs/06_bench.ipynb #f74c3bcf
+def check_writable(path) -> Path:
+    "The file a results `path` names (a symlink's target) if it can be written; else a `ValueError` saying why."
+    real = Path(os.path.realpath(path))
+    if real.is_dir(): raise ValueError(f"{path} is a directory; name a results file, e.g. {Path(path) / 'results.json'}")
+    d = real.parent
+    while not d.exists(): d = d.parent  # missing folders are made; the first one that exists must be writable
+    if not d.is_dir(): raise ValueError(f"cannot write {path}: {d} is not a directory")
+    if not os.access(d, os.W_OK | os.X_OK): raise ValueError(f"cannot write {path}: the folder {d} is not writable")
+    if real.exists() and not os.access(real, os.W_OK):
+        raise ValueError(f"{path} is read-only; make it writable or name another results file")
+    return real
+
+
+@contextlib.contextmanager
+def results_lock(path):
+    "Hold an exclusive lock on the results file `path` (via `path.lock`) for the block; wait, saying so, while another run has it."
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another run writing {path} (it holds {lock})", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield lock
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _runs(prov: dict) -> list:
+    "The run entries of a provenance dict (files written before run ids list start times; those become entries)."
+    out = []
+    for r in prov.get("runs", []):
+        if isinstance(r, str):  # the old format: the top-level fields belong to the last run only
+            r = dict({k: v for k, v in prov.items() if k != "runs"} if prov.get("started") == r else {}, id=r, started=r)
+        if isinstance(r, dict) and r.get("id"): out.append(r)
+    return out
+
+
+def merge_results(disk: dict, rows: list, run: dict) -> dict:
+    "What is on disk plus this run's `rows` (replacing rows of the same identity, in place) and its provenance entry `run`."
+    # 1. rows: every row on disk stays where it is unless this run remade it; new rows go at the end
+    mine = {row_key(r): r for r in rows}
+    merged = [mine.pop(row_key(r), r) for r in disk["rows"]] + list(mine.values())
+    # 2. provenance: earlier runs' entries kept, this run's entry updated; the top level repeats the latest run
+    runs = [r for r in _runs(disk["provenance"]) if r["id"] != run["id"]] + [run]
+    top = {k: v for k, v in run.items() if k not in ("id", "grid")}
+    return dict(provenance=dict(top, run=run["id"], runs=runs), rows=merged)
+
+
+# %% ../nbs/06_bench.ipynb #94436bf8
+def _distinct(what: str, items) -> list:
+    "`items` as a list, refusing an empty one and repeated entries."
+    items = list(items)
+    if not items: raise ValueError(f"no {what} given")
+    dup = sorted({str(x) for x in items if items.count(x) > 1})
+    if dup: raise ValueError(f"{what} repeat {', '.join(dup)}; give each once")
+    return items
+
+
+def _seeds(seeds) -> list:
+    "A count N (seeds 0..N-1) or a list of distinct non-negative integers."
+    if isinstance(seeds, bool): raise TypeError(f"seeds must be a count or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1: raise ValueError(f"seeds must be a count of at least 1 or a list of seeds, got {seeds}")
+        return list(range(seeds))
+    seeds = _distinct("seeds", seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+    return [int(s) for s in seeds]
+
+
+def _canon(defaults: dict, given: dict) -> dict:
+    "`given` with integers where the default is a float made floats, so that `lr=1` and `lr=1.0` hash the same."
+    return {k: float(v) if isinstance(defaults.get(k), float) and type(v) is int else v for k, v in (given or {}).items()}
+
+
+def resolved_hparams(registry, name: str, given: dict | None) -> dict:
+    "A strategy's or selector's hyperparameters after defaults and preset; unknown names are kept (the row fails and says so)."
+    entry, preset = registry.get(name)
+    given = _canon(entry.defaults, given)
+    try: return resolve_hparams(entry, preset, given)
+    except TypeError: return {**entry.defaults, **preset, **given}
+
+
+def bench_options(benchmark: str, options: dict | None) -> dict:
+    "A benchmark's options after its defaults (not scenario, seed or cache); unknown names raise `ValueError`."
+    entry, preset = BENCHMARKS.get(benchmark)
+    known = {k: v for k, v in entry.defaults.items() if k not in ("scenario", "seed", "cache")}
+    unknown = sorted(set(options or {}) - set(known) - {"cache"})
+    if unknown: raise ValueError(f"benchmark {benchmark!r} has no option {', '.join(unknown)}; its options: {', '.join(known) or 'none'}")
+    given = {k: v for k, v in {**preset, **(options or {})}.items() if k in known}
+    return {**known, **_canon(known, given)}
+
+
+def check_hparams(hparams: dict, strategies, selectors, names: bool = True) -> None:
+    "Refuse hyperparameters for a strategy or selector that is not in the grid, or (with `names`) that it does not take."
+    grid = [*strategies, *selectors]
+    for who, hp in (hparams or {}).items():
+        if who not in grid:
+            close = difflib.get_close_matches(who, grid, n=1, cutoff=0.6)
+            preset = [g for g in grid if g.startswith(who + ".")]
+            hint = (f"; for a preset give its whole name, e.g. {preset[0]}.NAME=VALUE" if preset else
+                    f"; did you mean {close[0]}?" if close else "")
+            raise ValueError(f"hyperparameters for {who!r}, which is not in the grid ({', '.join(grid)}){hint}")
+        if not isinstance(hp, dict): raise TypeError(f"hyperparameters for {who!r} must be a dict, got {type(hp).__name__}")
+        if names:
+            entry, _ = (STRATEGIES if who in strategies else SELECTORS).get(who)
+            bad = sorted(set(hp) - set(entry.defaults))
+            if bad: raise ValueError(f"{entry.kind} {who!r} has no hyperparameter {', '.join(bad)}; "
+                                     f"it takes {', '.join(entry.defaults) or 'none'}")
+
+
+def row_hash(**settings) -> str:
+    "The `config_hash` of a row: a hash of the settings that decide it, with the erasus version."
+    import erasus
+    return config_hash(dict(settings, erasus=erasus.__version__))
+
 
 # %% ../nbs/06_bench.ipynb #cbe4d818
-def _seeds(seeds) -> list:
-    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-
-
 def grid_job(benchmark: str, options: dict, scenario: str, seed: int, strategy: str, selector: str, fraction: float,
-             hparams: dict | None, selector_hparams: dict | None = None) -> dict:
+             hparams: dict | None, selector_hparams: dict | None = None, budget: str = "equal-steps",
+             variant: str = "default") -> dict:
     "One cell of the grid, self-contained so that an executor can run it in another process (or on another machine)."
     warmup()
     return run_row(get_scenario(benchmark, scenario, seed, **options), strategy, selector, fraction, hparams,
-                   selector_hparams=selector_hparams)
+                   selector_hparams=selector_hparams, budget=budget, variant=variant)
+
+
+def _load_tuned(tuned) -> dict:
+    "`{scenario: {strategy: hparams}}`, from a dict or from a file `erasus tune` wrote."
+    if tuned is None: return {}
+    if isinstance(tuned, (str, os.PathLike)):
+        from erasus.tune import load_tuned  # written by `erasus tune`; imported only when asked for
+        tuned = load_tuned(tuned)
+    if not isinstance(tuned, dict) or not all(isinstance(v, dict) and all(isinstance(h, dict) for h in v.values())
+                                               for v in tuned.values()):
+        raise TypeError("tuned must map scenario -> strategy -> hyperparameters")
+    return tuned
+
+
+def _tuned_info(path) -> dict:
+    "What a run records about a tuned-hyperparameters file: its path and the tuning budget it reports."
+    try: p = json.loads(Path(path).read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError): p = {}
+    return dict(file=str(path), trials=p.get("trials"), seeds=p.get("seeds"), sampler=p.get("sampler"))
+
+
+def _stat(path) -> tuple | None:
+    "What changes when another process rewrites `path`."
+    try: s = os.stat(path)
+    except FileNotFoundError: return None
+    return (s.st_ino, s.st_mtime_ns, s.st_size)
 
 
 def run_bench(benchmark: str = "digits", scenarios=("class",), strategies=("gradient_ascent",), selectors=("full",),
               fractions=(1.0,), seeds=3, hparams: dict | None = None, out=None, options: dict | None = None,
-              progress: bool = True, retry_errors: bool = False, command: list | None = None, executor=None) -> dict:
-    "Run every (scenario, seed, strategy, selector, fraction), appending rows to `out` as they finish; resumable.\n\n    `hparams` maps a strategy or selector name to its keyword arguments."
+              progress: bool = True, retry_errors: bool = False, command: list | None = None, executor=None,
+              budget: str = "equal-steps", tuned=None) -> dict:
+    "Run every (scenario, seed, strategy, selector, fraction, variant), merging rows into `out` as they finish; resumable.\n\n    `hparams` maps a strategy or selector name to its keyword arguments."
     from concurrent.futures import as_completed
     from tqdm.auto import tqdm
-    from erasus.core import SELECTORS
-    BENCHMARKS.get(benchmark)
-    for s in strategies: STRATEGIES.get(s)          # fail fast on unknown names, before any training
+    # 1. check the whole grid before any training
+    entry, _ = BENCHMARKS.get(benchmark)
+    scenarios, strategies, selectors = (_distinct(w, x) for w, x in (("scenarios", scenarios), ("strategies", strategies),
+                                                                    ("selectors", selectors)))
+    known = [s for s in str(entry.extra.get("scenarios", "")).split(",") if s]
+    for s in scenarios:
+        if known and s not in known: raise ValueError(f"benchmark {benchmark!r} has no scenario {s!r}; its scenarios: {', '.join(known)}")
+    for s in strategies: STRATEGIES.get(s)
     for s in selectors: SELECTORS.get(s)
+    fractions, seeds = [float(f) for f in _distinct("fractions", fractions)], _seeds(seeds)
     for f in fractions:
         if not 0 < f <= 1: raise ValueError(f"fractions must be in (0, 1], got {f}")
+    if any(f < 1 for f in fractions) and set(selectors) == {"full"}:
+        raise ValueError(f"fractions below 1 ({', '.join(f'{f:g}' for f in fractions if f < 1)}) need a selector other than "
+                         "full, e.g. random; full always uses the whole forget set")
+    check_budget(budget)
     hparams, options = hparams or {}, options or {}
-    res = load_results(out) if out else dict(provenance={}, rows=[])
-    if retry_errors: res["rows"] = [r for r in res["rows"] if r.get("status") == "ok"]
-    done = {row_key(r) for r in res["rows"]}
-    prov = provenance(command)
-    res["provenance"] = dict(prov, runs=res["provenance"].get("runs", []) + [prov["started"]])
-    def add(rows):
-        res["rows"].extend(rows); done.update(row_key(r) for r in rows)
-        if out and rows: save_results(out, res)
-    # 1. reference rows: the base model and the retrain oracle of every (scenario, seed)
-    for name in scenarios:
-        for seed in _seeds(seeds):
-            if (benchmark, name, seed, "retrain", "-", 1.0) not in done:
-                add([r for r in reference_rows(get_scenario(benchmark, name, seed, **options)) if row_key(r) not in done])
-    # 2. the grid cells not already in the results file
+    check_hparams(hparams, strategies, selectors, names=False)
+    tuned_file = str(tuned) if isinstance(tuned, (str, os.PathLike)) else None
+    opts, tuned = bench_options(benchmark, options), _load_tuned(tuned)
+    real = check_writable(out) if out else None
+    # 2. every row of the grid with the hash of what decides it; a tuned row next to its default row
+    ref = lambda name, seed: row_hash(kind="reference", benchmark=benchmark, scenario=name, seed=seed, options=opts)
+    refs = {(benchmark, name, seed, who, "-", 1.0, "default"): ref(name, seed)
+            for name in scenarios for seed in seeds for who in ("base", "retrain")}
     # `full` only at fraction 1; other selectors at fraction 1 repeat `full` when it is in the grid too
     redundant = lambda se, fr: (se == "full" and fr != 1.0) or (se != "full" and fr == 1.0 and "full" in selectors)
-    todo = [(name, seed, st, se, float(fr)) for name in scenarios for seed in _seeds(seeds) for st in strategies
-            for se in selectors for fr in fractions if not redundant(se, float(fr))]
-    todo = [j for j in todo if (benchmark, *j) not in done]
-    bar = tqdm(total=len(todo), disable=not progress, desc=benchmark, unit="row")
-    jobs = [(benchmark, options, *j, hparams.get(j[2]), hparams.get(j[3])) for j in todo]  # keyed by strategy / selector name
-    if executor is None: rows = (grid_job(*j) for j in jobs)
-    else: rows = (f.result() for f in as_completed([executor.submit(grid_job, *j) for j in jobs]))
-    for row in rows:
-        add([row])
-        bar.set_postfix_str(f"{row['scenario']} s{row['seed']} {row['strategy']} {row['selector']} {row['fraction']:g}")
-        bar.update()
-    bar.close()
-    res["provenance"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if out: save_results(out, res)
-    return res
+    jobs = []
+    for name, seed, st, se, fr in itertools.product(scenarios, seeds, strategies, selectors, fractions):
+        if redundant(se, fr): continue
+        shp = hparams.get(se) or {}
+        for variant, hp in (("default", hparams.get(st) or {}), ("tuned", tuned.get(name, {}).get(st))):
+            if hp is None: continue
+            hp = hp if variant == "default" else {**(hparams.get(st) or {}), **hp}
+            h = row_hash(kind="row", benchmark=benchmark, scenario=name, seed=seed, strategy=st, selector=se, fraction=fr,
+                         hparams=resolved_hparams(STRATEGIES, st, hp), selector_hparams=resolved_hparams(SELECTORS, se, shp),
+                         options=opts, budget=budget, variant=variant)
+            jobs.append(dict(key=(benchmark, name, seed, st, se, fr, variant), hash=h,
+                             args=(benchmark, options, name, seed, st, se, fr, hp, shp, budget, variant)))
+    if tuned and not any(j["key"][-1] == "tuned" for j in jobs):
+        print("no tuned hyperparameters for the strategies and scenarios of this grid", file=sys.stderr)
+    run = dict(id=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3), **provenance(command),
+               grid=dict(benchmark=benchmark, scenarios=scenarios, strategies=strategies, selectors=selectors,
+                         fractions=fractions, seeds=seeds, hparams=hparams, options=opts, budget=budget,
+                         tuned=_tuned_info(tuned_file) if tuned_file else bool(tuned)))
+    # 3. hold the results file for the whole run: a row on disk is done only if it was made with the same settings
+    with results_lock(real) if out else contextlib.nullcontext():
+        disk = load_results(real) if out else dict(provenance={}, rows=[])
+        have = {row_key(r): r for r in disk["rows"]}
+        want = {**refs, **{j["key"]: j["hash"] for j in jobs}}
+        stale = [k for k, h in want.items() if k in have and have[k].get("config_hash") != h]
+        fresh = {k for k, h in want.items() if k in have and have[k].get("config_hash") == h
+                 and (have[k].get("status") == "ok" or not retry_errors)}
+        if stale: print(f"{len(stale)} of the rows in {out} were made with other settings (their config_hash differs); "
+                        "rerunning them", file=sys.stderr, flush=True)
+        run.update(stale=len(stale), reused=len(fresh))
+        mine, seen = [], dict(stat=_stat(real) if out else None, disk=disk)
+        def save():
+            # merge with what is on disk: reread it only if another writer changed it since our last save
+            if out and _stat(real) != seen["stat"]: seen["disk"] = load_results(real)
+            merged = merge_results(seen["disk"], mine, run)
+            if out: save_results(real, merged); seen.update(stat=_stat(real), disk=merged)
+            return merged
+        def add(rows, h):
+            # a row names the benchmark as asked (with a preset tag, like strategies), its settings and its run
+            for r in rows: r.update(benchmark=benchmark, options=opts, config_hash=h, run=run["id"])
+            mine.extend(rows)
+            if out and rows: save()
+        # 4. reference rows: the base model and the retrain oracle of every (scenario, seed)
+        for name in scenarios:
+            for seed in seeds:
+                if all(k in fresh for k in refs if k[1:3] == (name, seed)): continue
+                rows = reference_rows(get_scenario(benchmark, name, seed, **options))
+                add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
+        # 5. the grid cells not already done
+        todo = [j for j in jobs if j["key"] not in fresh]
+        bar = tqdm(total=len(todo), disable=not progress, desc=benchmark, unit="row")
+        if executor is None: finished = ((j, grid_job(*j["args"])) for j in todo)
+        else:
+            futures = {executor.submit(grid_job, *j["args"]): j for j in todo}
+            finished = ((futures[f], f.result()) for f in as_completed(futures))
+        for job, row in finished:
+            add([row], job["hash"])
+            bar.set_postfix_str(f"{row['scenario']} s{row['seed']} {row['strategy']} {row['selector']} {row['fraction']:g}"
+                                + (" tuned" if row["variant"] == "tuned" else ""))
+            bar.update()
+        bar.close()
+        run.update(rows=len(mine), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        res = save()
+    return _json_ready(res) if out else res
+
 
 # %% ../nbs/06_bench.ipynb #ac9daa71
-SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "mia", "forget_loss", "retain_loss", "avg_gap", "seconds", "speedup")
+SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "mia", "forget_loss", "retain_loss", "avg_gap", "seconds", "speedup",
+                "steps", "examples_seen")
 
 
 def ci95(x) -> float:
@@ -223,11 +475,12 @@ def ci95(x) -> float:
 
 
 def summarize(rows: list, cols=SUMMARY_COLS, ci: bool = True):
-    "A pandas table: mean (and 95% interval) over seeds per (scenario, strategy, selector, fraction), by Avg. Gap."
+    "A pandas table: mean (and 95% interval) over seeds per (scenario, strategy, selector, fraction, variant), by Avg. Gap."
     import pandas as pd
     df = pd.DataFrame([r for r in rows if r.get("status") == "ok"])
     if df.empty: return df
-    keys = ["benchmark", "scenario", "strategy", "selector", "fraction"]
+    df["variant"] = df["variant"].fillna("default") if "variant" in df else "default"  # rows written before variants
+    keys = ["benchmark", "scenario", "strategy", "selector", "fraction", "variant"]
     cols = [c for c in cols if c in df]
     df[cols] = df[cols].apply(pd.to_numeric, errors="coerce")
     g = df.groupby(keys, sort=False)
@@ -239,14 +492,17 @@ def summarize(rows: list, cols=SUMMARY_COLS, ci: bool = True):
 
 
 def format_table(summary, digits: int = 3):
-    "Mean ± 95% interval as strings, for printing."
+    "Mean ± 95% interval as strings, for printing; a variant column when there are tuned rows."
     import pandas as pd
     if summary.empty: return summary
-    t = summary[["scenario", "strategy", "selector", "fraction", "seeds"]].copy()
+    names = ["scenario", "strategy", "variant", "selector", "fraction", "seeds"]
+    if "variant" not in summary or (summary["variant"] == "default").all(): names.remove("variant")
+    t = summary[names].copy()
     t["fraction"] = [f"{f:g}" for f in t["fraction"]]
     for c in SUMMARY_COLS:
         if c not in summary: continue
-        m, h = summary[c], summary.get(c + "_ci")
-        t[c] = [("-" if pd.isna(a) else f"{a:.{digits}f}" + ("" if h is None or pd.isna(b) or b == 0 else f" ± {b:.{digits}f}"))
+        m, h, n = summary[c], summary.get(c + "_ci"), 0 if c in ("steps", "examples_seen") else digits  # counts as integers
+        t[c] = [("-" if pd.isna(a) else f"{a:.{n}f}" + ("" if h is None or pd.isna(b) or b == 0 else f" ± {b:.{n}f}"))
                 for a, b in zip(m, h if h is not None else [None] * len(m))]
     return t
+
