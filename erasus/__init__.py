@@ -9,6 +9,8 @@ _EXPORTS = {
     "unlearn": "erasus.api",
     "UnlearnResult": "erasus.api",
     "select": "erasus.api",
+    "evaluate": "erasus.evaluation",
+    "UnlearningWarning": "erasus.budgets",
     "get_scenario": "erasus.bench",
     "Problem": "erasus.data",
     "ClassificationTask": "erasus.tasks",

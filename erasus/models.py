@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +25,7 @@ from .tasks import Task
 
 # %% auto #0
 __all__ = ['MLP', 'benchmark_model', 'train', 'save_state', 'load_state', 'atomic_write_text', 'cache_dir', 'config_hash',
-           'file_lock', 'cached_model']
+           'file_lock', 'CacheWarning', 'state_signature', 'cached_model']
 
 # %% ../nbs/03_models.ipynb #b4aac257
 class MLP(nn.Sequential):
@@ -81,9 +82,13 @@ def save_state(model: nn.Module, path, metadata: dict | None = None) -> Path:
 
 
 def load_state(model: nn.Module, path) -> nn.Module:
-    "Load a safetensors state dict from `path` into `model` (strictly) and return it."
+    "Load a safetensors state dict from `path` into `model` (strictly) and return it; errors name the file."
     from safetensors.torch import load_file
-    model.load_state_dict(load_file(str(path)))
+    if not Path(path).exists(): raise FileNotFoundError(f"no model file {path}")
+    try: state = load_file(str(path))
+    except Exception as err: raise ValueError(f"cannot read {path} as safetensors ({type(err).__name__}: {err})") from None
+    try: model.load_state_dict(state)
+    except RuntimeError as err: raise RuntimeError(f"{path} does not fit this {type(model).__name__}: {err}") from None
     return model.eval()
 
 
@@ -120,18 +125,89 @@ def file_lock(path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# %% ../nbs/03_models.ipynb #cbbfa80b
+class CacheWarning(UserWarning):
+    "A cache entry was corrupt or foreign and is rebuilt, or the model could not be stored and lives in memory only."
+
+
+def state_signature(model: nn.Module) -> dict:
+    "Name -> [dtype, shape] of every tensor in `model`'s state dict: the architecture a checkpoint must match."
+    return {k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in model.state_dict().items()}
+
+
+def _header_metadata(data: bytes) -> dict:
+    "The `__metadata__` of a safetensors file's header (an 8-byte little-endian length, then JSON)."
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + n]).get("__metadata__") or {}
+
+
+def _load_entry(make: Callable[[], nn.Module], path: Path, meta: Path, key: str) -> tuple:
+    "(model, info) from a verified cache entry, else (None, why it must be rebuilt; None if there is no entry)."
+    from safetensors.torch import load as load_bytes
+    # 1. both files present and the metadata ours
+    if not path.exists() and not meta.exists(): return None, None
+    if not (path.exists() and meta.exists()): return None, f"incomplete entry ({path} or {meta} missing)"
+    try: info = json.loads(meta.read_text())
+    except (OSError, ValueError) as err: return None, f"unreadable metadata {meta} ({err})"
+    if not isinstance(info, dict) or info.get("key") != key: return None, f"{meta} belongs to another configuration"
+    # 2. the file's bytes: the recorded checksum, or (a legacy entry without one) the key in the file's own header
+    try: data = path.read_bytes()
+    except OSError as err: return None, f"unreadable model file {path} ({err})"
+    digest = hashlib.sha256(data).hexdigest()
+    if info.get("sha256", digest) != digest: return None, f"checksum mismatch in {path} (corrupt or replaced)"
+    try:
+        if _header_metadata(data).get("key", key) != key: return None, f"{path} holds another configuration's model"
+        state = load_bytes(data)
+    except Exception as err: return None, f"unreadable model file {path} ({type(err).__name__}: {err})"
+    # 3. the architecture: the tensors (and the recorded signature) must match what `make()` builds
+    model = make(); arch = state_signature(model)
+    got = {k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in state.items()}
+    if got != arch or info.get("arch", arch) != arch: return None, f"{path} holds a model of another architecture"
+    model.load_state_dict(state)
+    # 4. a legacy entry gains its checksum and architecture, when the cache is writable
+    if "sha256" not in info:
+        info = dict(info, sha256=digest, arch=arch)
+        with contextlib.suppress(OSError): atomic_write_text(meta, json.dumps(info, default=str))
+    return model.eval(), dict(info, cached=True)
+
+
+def _cannot_write(cache: Path, key: str) -> str | None:
+    "Why the entry for `key` cannot be written in `cache` (its lock file cannot be created), or None."
+    try: cache.mkdir(parents=True, exist_ok=True); open(cache / f"{key}.lock", "a").close()
+    except OSError as err: return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _fit(config: dict, key: str, make: Callable, fit: Callable) -> tuple:
+    "A fresh model from `make()`, trained by `fit`, and its cache info."
+    model = make(); log = fit(model)
+    return model.eval(), dict(config=config, key=key, seconds=log.get("seconds"), steps=log.get("steps"),
+                              cached=False, arch=state_signature(model))
+
+
 def cached_model(config: dict, make: Callable[[], nn.Module], fit: Callable[[nn.Module], dict],
                  cache: Path | None = None) -> tuple:
-    "Load the model for `config` from the cache, or `make()` and `fit()` it and store it; returns (model, info)."
+    "The model for `config` from the cache, verified, or `make()`-ed, `fit()`-ted and stored; returns (model, info)."
     cache = Path(cache or cache_dir()); key = config_hash(config)
     path, meta = cache / f"{key}.safetensors", cache / f"{key}.json"
+    # 1. a verified entry loads without the lock, so a read-only cache with everything present works
+    model, info = _load_entry(make, path, meta, key)
+    if model is not None: return model, info
+    # 2. a cache we cannot write: train in memory, say so, store nothing
+    if (err := _cannot_write(cache, key)):
+        warnings.warn(f"erasus cache: {info or f'no entry {path}'}, and {cache} is not writable ({err}); "
+                      "training in memory, not stored", CacheWarning, stacklevel=2)
+        model, info = _fit(config, key, make, fit)
+        return model, dict(info, stored=False)
     with file_lock(cache / f"{key}.lock"):
-        model = make()
-        if path.exists() and meta.exists():
-            info = json.loads(meta.read_text()); info["cached"] = True
-            return load_state(model, path), info
-        log = fit(model)
-        info = dict(config=config, key=key, seconds=log.get("seconds"), steps=log.get("steps"), cached=False)
+        # 3. another process may have built it while we waited; else (re)build it, naming a bad entry
+        model, why = _load_entry(make, path, meta, key)
+        if model is not None: return model, why
+        if why: warnings.warn(f"erasus cache: {why}; rebuilding it", CacheWarning, stacklevel=2)
+        model, info = _fit(config, key, make, fit)
+        # 4. the model file first, then the metadata holding its checksum: each write atomic
         save_state(model, path, dict(key=key))
+        info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         atomic_write_text(meta, json.dumps(info, default=str))
-        return model.eval(), info
+        return model, info
+

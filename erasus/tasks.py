@@ -5,6 +5,9 @@
 # %% ../nbs/01_tasks.ipynb #7ab2d5ea
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,8 +15,8 @@ from torch import nn
 from .core import batches, check_finite, eval_mode
 
 # %% auto #0
-__all__ = ['Task', 'last_linear', 'penultimate', 'probe', 'ClassificationTask', 'head_parameter_names', 'head_outputs',
-           'head_gradients', 'last_layer_grads', 'weighted_loss', 'infer_task']
+__all__ = ['Task', 'last_linear', 'penultimate', 'probe', 'read_logits', 'ClassificationTask', 'head_parameter_names',
+           'head_outputs', 'head_gradients', 'last_layer_grads', 'weighted_loss', 'infer_task']
 
 # %% ../nbs/01_tasks.ipynb #f9693009
 class Task:
@@ -57,39 +60,75 @@ def last_linear(model: nn.Module) -> nn.Linear:
     return lins[-1]
 
 
-def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def penultimate(model: nn.Module, x: torch.Tensor,
+                forward: Callable | None = None) -> torch.Tensor:  # runs the model on x; default `model(x)`
     "The input of the model's last linear layer for inputs `x`, shape (B, d)."
     store = {}
     h = last_linear(model).register_forward_hook(lambda mod, inp, out: store.__setitem__("z", inp[0]))
-    try: model(x)
+    try: (forward or model)(x)
     finally: h.remove()
     return store["z"].flatten(1)
 
 
-def probe(model: nn.Module, x: torch.Tensor):
-    "The model's output on `x` without gradients, in eval mode (batch-norm statistics stay as they are), mode restored."
+def probe(model: nn.Module, x: torch.Tensor,
+          forward: Callable | None = None):  # runs the model on x; default `model(x)`
+    "The model's output on `x` without gradients, in eval mode (batch-norm statistics stay as they are), modes restored."
     with eval_mode(model):
-        with torch.no_grad(): return model(x)
+        with torch.no_grad(): return (forward or model)(x)
+
+# %% ../nbs/01_tasks.ipynb #80ae94fc
+def read_logits(out, output_key: str | int | None = None,  # a key / attribute name, or a tuple index; None: find them
+                ) -> torch.Tensor:
+    "The logits tensor in a model's output: a tensor, `out[0]` of a tuple, `out['logits']`, or `out.logits`."
+    # 1. an explicit key: a tuple index, a mapping key, or an attribute
+    if output_key is not None:
+        if isinstance(out, (tuple, list)) and isinstance(output_key, int) and -len(out) <= output_key < len(out):
+            found = out[output_key]
+        elif isinstance(out, Mapping) and output_key in out: found = out[output_key]
+        elif isinstance(output_key, str) and hasattr(out, output_key): found = getattr(out, output_key)
+        else: raise TypeError(f"the model returned a {type(out).__name__} with no entry {output_key!r} (output_key)")
+    # 2. otherwise the common conventions, in this order
+    elif torch.is_tensor(out): found = out
+    elif isinstance(out, Mapping) and "logits" in out: found = out["logits"]
+    elif not isinstance(out, Mapping) and hasattr(out, "logits"): found = out.logits
+    elif isinstance(out, (tuple, list)) and out: found = out[0]
+    else:
+        keys = f" (keys {list(out)[:8]})" if isinstance(out, Mapping) else ""
+        raise TypeError(f"the model returned a {type(out).__name__}{keys}, not logits: a classifier must return a "
+                        "tensor (B, C), a tuple whose first element is one, a dict with 'logits', or an object with "
+                        ".logits; pass ClassificationTask(output_key=...) to name another entry")
+    if not torch.is_tensor(found):
+        raise TypeError(f"the model's output entry {output_key if output_key is not None else 'logits'!r} "
+                        f"is a {type(found).__name__}, not a logits tensor")
+    return found
 
 # %% ../nbs/01_tasks.ipynb #50f91b92
 class ClassificationTask(Task):
-    "Classification with integer labels and a model that returns logits (B, C)."
+    "Classification with integer labels and a model that returns logits (B, C), bare or inside a tuple, dict or object."
     kind = "classification"
 
-    def __init__(self, num_classes: int | None = None):
-        self.num_classes = num_classes  # None: read off the model's output width
+    def __init__(self, num_classes: int | None = None,  # None: read off the model's output width
+                 output_key: str | int | None = None):  # where the logits are in the output; None: see `read_logits`
+        self.num_classes, self.output_key = num_classes, output_key
+
+    def _logits(self, model, x):
+        "The model's logits on inputs `x`: the one place this task runs the model."
+        return read_logits(model(x), self.output_key)
 
     def per_sample_loss(self, model, batch):
-        return F.cross_entropy(model(batch[0]), batch[1].long(), reduction="none")
+        return F.cross_entropy(self._logits(model, batch[0]), batch[1].long(), reduction="none")
 
     def loss(self, model, batch):
-        return F.cross_entropy(model(batch[0]), batch[1].long())
+        return F.cross_entropy(self._logits(model, batch[0]), batch[1].long())
+
+    def logits(self, model, batch):
+        return self._logits(model, batch[0])
 
     def features(self, model, batch):
-        return penultimate(model, batch[0])
+        return penultimate(model, batch[0], lambda x: self._logits(model, x))
 
     def correct(self, model, batch):
-        return model(batch[0]).argmax(-1) == batch[1]
+        return self._logits(model, batch[0]).argmax(-1) == batch[1]
 
     def relabel(self, batch, generator=None):
         "Replace each label by a uniformly drawn *different* class."
@@ -102,9 +141,10 @@ class ClassificationTask(Task):
         x, y = data[0], data[1]
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or y.dim() != 1:
             raise TypeError(f"{name}: labels must be a 1-D integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
-        try: out = probe(model, x[:2])
+        try: out = probe(model, x[:2], lambda x: self._logits(model, x))
         except RuntimeError as err:
                 raise ValueError(f"{name}: the model cannot take inputs of shape {tuple(x.shape[1:])}: {err}") from None
+        except TypeError as err: raise TypeError(f"{name}: {err}") from None
         if out.dim() != 2: raise TypeError(f"{name}: a classifier must return logits (B, C), got shape {tuple(out.shape)}")
         if self.num_classes is None: self.num_classes = out.shape[1]
         if out.shape[1] != self.num_classes:
@@ -112,7 +152,9 @@ class ClassificationTask(Task):
         if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
             raise ValueError(f"{name}: labels must lie in [0, {self.num_classes}), found {int(y.min())}..{int(y.max())}")
 
-    def __repr__(self): return f"ClassificationTask(num_classes={self.num_classes})"
+    def __repr__(self):
+        key = "" if self.output_key is None else f", output_key={self.output_key!r}"
+        return f"ClassificationTask(num_classes={self.num_classes}{key})"
 
 # %% ../nbs/01_tasks.ipynb #d1110a64
 def head_parameter_names(model: nn.Module) -> list:
@@ -168,5 +210,7 @@ def infer_task(model: nn.Module, data: tuple) -> Task:
         except RuntimeError as err:
             raise ValueError(f"forget: the model cannot take inputs of shape {tuple(data[0].shape[1:])} "
                              f"and dtype {data[0].dtype}: {err}") from None
-        if torch.is_tensor(out) and out.dim() == 2: return ClassificationTask(out.shape[1])
+        try: out = read_logits(out)
+        except TypeError as err: raise TypeError(f"cannot infer the task: {err}") from None
+        if out.dim() == 2: return ClassificationTask(out.shape[1])
     raise TypeError("cannot infer the task from this model and data; pass task=... (e.g. ClassificationTask())")
