@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import clone_model, distill_kl, epoch_batches, optimise, register_strategy
+from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
+from ..core import clone_model, cycle_batches, distill_kl, optimise, register_strategy
+
 
 # %% auto #0
 __all__ = ['incompetent_teacher', 'knowledge_distillation']
@@ -31,12 +33,17 @@ def incompetent_teacher(model: nn.Module,  # the trained model whose architectur
     return teacher.eval()
 
 # %% ../../nbs/strategies/31_knowledge_distillation.ipynb #9d6268df
-@register_strategy(family="distillation", kinds=["classification"], paper="Chundawat et al., AAAI 2023 (Bad Teacher)")
-def knowledge_distillation(problem, *, lr: float = 2e-3, epochs: int = 1, batch_size: int = 32,
-                           retain_fraction: float = 0.3, temperature: float = 1.0, optimizer: str = "adam"):
+@register_strategy(family="distillation", kinds=["classification"], paper="Chundawat et al., AAAI 2023 (Bad Teacher)",
+                   presets={"paper": dict(lr=1e-4, batch_size=256, epochs=1, retain_fraction=0.3, target_acc=None)},
+                   space=dict(lr=("log", 1e-4, 1e-2), retain_fraction=("float", 0.1, 1.0), epochs=("int", 1, 10)),
+                   knobs=("steps", "lr"))
+def knowledge_distillation(problem, *, lr: float = 2e-3, steps: int | None = None, epochs: int = 1, batch_size: int = 32,
+                           retain_fraction: float = 0.6, temperature: float = 1.0, optimizer: str = "adam",
+                           target_acc: float | str | None = "oracle"):
     "Distil from a random-init teacher on the forget set and from the original on a share of the retain set."
     if not 0 < retain_fraction <= 1: raise ValueError(f"retain_fraction must be in (0, 1], got {retain_fraction}")
     if temperature <= 0: raise ValueError(f"temperature must be positive, got {temperature}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     task = problem.task
     # 1. the student is a clone; the competent teacher another clone, frozen; the incompetent one re-initialised
     student, competent = problem.clone_model(), problem.clone_model().eval()
@@ -49,12 +56,20 @@ def knowledge_distillation(problem, *, lr: float = 2e-3, epochs: int = 1, batch_
     mixed = (*(torch.cat([f, r[keep]]) for f, r in zip(problem.forget, problem.retain)),
              torch.cat([torch.ones(problem.n_forget, dtype=torch.bool), torch.zeros(k, dtype=torch.bool)]),
              torch.cat([w_f, torch.ones(k)]))
-    # 3. per example, KL(teacher || student) with the teacher its label picks
+    # 3. a step budget: `epochs` passes over the whole forget set plus the retain share, within [floor, ceiling]
+    n = problem.n_whole_forget + k
+    budget = step_budget(problem, steps) if steps is not None else max(1, round(
+        min(max(epochs * math.ceil(n / batch_size), STEP_FLOOR), STEP_CEILING) * problem.budget_scale))
+    # 4. per example, KL(teacher || student) with the teacher its label picks
     def objective(m, b):
         x, forget, w = b[:-2], b[-2], b[-1]                                 # inputs (and labels), l_u, weights
         with torch.no_grad():
             t = torch.where(forget[:, None], task.logits(incompetent, x), task.logits(competent, x))  # (B, C)
         kl = distill_kl(task.logits(m, x), t, temperature)                                             # (B,)
         return (kl * w).sum() / w.sum()
-    stream = epoch_batches(mixed, batch_size, epochs, problem.generator(offset=312))
-    return student, optimise(student, objective, stream, lr=lr, optimizer=optimizer, where="bad-teacher KL")
+    # 5. shuffled mixed batches until the whole forget set is at the oracle level, or the budget runs out
+    stream = cycle_batches(mixed, batch_size, problem.generator(offset=312))
+    stop = stop_rule(problem, target_acc, batch_size)
+    return student, optimise(student, objective, stream, lr=lr, optimizer=optimizer, max_steps=budget,
+                             warmup_steps=warmup_steps(budget), stop=stop, where="bad-teacher KL")
+

@@ -5,19 +5,27 @@
 # %% ../../nbs/strategies/32_scrub.ipynb #f999d731
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
+from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
 from ..core import batches, distill_kl, optimise, register_strategy
+
 
 # %% auto #0
 __all__ = ['scrub']
 
 # %% ../../nbs/strategies/32_scrub.ipynb #b32c2e90
-@register_strategy(family="distillation", kinds=["classification"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)")
+@register_strategy(family="distillation", kinds=["classification"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)",
+                   presets={"paper": dict(lr=5e-4, target_acc=None)},
+                   space=dict(lr=("log", 1e-3, 3e-2), msteps=("int", 1, 4), alpha=("log", 1e-4, 1e-1)),
+                   knobs=("lr", "msteps", "steps"))
 def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: float = 4.0, msteps: int = 2,
-          epochs: int = 5, lr: float = 1.2e-2, momentum: float = 0.9, weight_decay: float = 5e-4,
-          batch_size: int = 128, forget_batch_size: int = 32, optimizer: str = "sgd"):
+          steps: int | None = None, epochs: int = 5, lr: float = 1.2e-2, momentum: float = 0.9,
+          weight_decay: float = 5e-4, batch_size: int = 128, forget_batch_size: int = 32, optimizer: str = "sgd",
+          target_acc: float | str | None = "oracle"):
     "Max-steps away from the frozen original on the forget set, min-steps towards it (plus labels) on the retain set."
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if not 0 <= msteps <= epochs: raise ValueError(f"msteps must be in [0, epochs={epochs}], got {msteps}")
@@ -27,14 +35,25 @@ def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: fl
     # 1. the student is a clone; the teacher another clone, frozen
     student, teacher = problem.clone_model(), problem.clone_model().eval()
     for p in teacher.parameters(): p.requires_grad_(False)
-    # 2. each epoch: a pass of max-steps over D_f (first `msteps` epochs only), then a pass of min-steps over D_r
-    g_f, g_r = problem.generator(offset=32), problem.generator(offset=320)
+    # 2. a step budget: the paper's schedule over the whole sets (msteps max passes, epochs min passes), clipped
+    n_f, n_r = math.ceil(problem.n_whole_forget / forget_batch_size), math.ceil(problem.n_retain / batch_size)
+    budget = step_budget(problem, steps) if steps is not None else max(1, round(
+        min(max(msteps * n_f + epochs * n_r, STEP_FLOOR), STEP_CEILING) * problem.budget_scale))
+    # 3. each epoch: a pass of max-steps over D_f (first `msteps` epochs only, and only while the whole forget set
+    #    is above the oracle level), then a pass of min-steps over D_r; the run ends at an epoch's end at the target
+    rule = stop_rule(problem, target_acc, batch_size)
+    g_f, g_r, at_end, state = problem.generator(offset=32), problem.generator(offset=320), set(), dict(step=0, max=0)
     def schedule():
-        for epoch in range(epochs):
+        for epoch in range(budget):                                       # (at least one step per epoch)
             if epoch < msteps:
-                for b in batches(problem.weighted_forget(), forget_batch_size, g_f): yield True, b
-            for b in batches(problem.retain, batch_size, g_r): yield False, b
-    # 3. max-step: minimise -d on D_f (selector weights as the batch's last tensor);
+                for b in batches(problem.weighted_forget(), forget_batch_size, g_f):
+                    if state["max"] and rule(student, state["step"]): break   # far enough: leave the teacher no more
+                    state["step"] += 1; state["max"] += 1; yield True, b
+            for i, b in enumerate(batches(problem.retain, batch_size, g_r)):
+                state["step"] += 1
+                if i == n_r - 1: at_end.add(state["step"])               # the stop rule looks after this step
+                yield False, b
+    # 4. max-step: minimise -d on D_f (selector weights as the batch's last tensor);
     #    min-step: minimise alpha * d + gamma * CE on D_r
     def objective(m, step):
         maximise, b = step
@@ -44,7 +63,9 @@ def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: fl
         d = distill_kl(s, t, temperature)                                 # (B,)
         if maximise: return -(d * b[-1]).sum() / b[-1].sum()
         return alpha * d.mean() + gamma * F.cross_entropy(s, x[1].long())
-    n_max = msteps * -(-problem.n_forget // forget_batch_size)
+    stop = lambda m, step: step in at_end and rule(m, step)
     log = optimise(student, objective, schedule(), lr=lr, optimizer=optimizer, momentum=momentum,
-                   weight_decay=weight_decay, where="SCRUB loss")
-    return student, dict(log, max_steps=n_max)
+                   weight_decay=weight_decay, max_steps=budget, warmup_steps=warmup_steps(budget), stop=stop,
+                   where="SCRUB loss")
+    return student, dict(log, **rule.log(), max_steps=state["max"])
+
