@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..core import STRATEGIES, clone_model, epoch_batches, optimise, register_strategy, resolve_hparams
+from ..budgets import step_budget
+from ..core import STRATEGIES, clone_model, cycle_batches, optimise, register_strategy, resolve_hparams
 from ..tasks import weighted_loss
 
 # %% auto #0
@@ -62,24 +63,29 @@ def member_step(name: str, kind: str, hparams: dict | None = None) -> Callable:
     return lambda problem: entry.fn(problem, **hp)
 
 
-@register_strategy(family="ensemble", paper="Wortsman et al., ICML 2022 (model soups); Ilharco et al., ICLR 2023 (task arithmetic)")
+@register_strategy(family="ensemble", paper="Wortsman et al., ICML 2022 (model soups); Ilharco et al., ICLR 2023 (task arithmetic)",
+                   space=dict(mode=("cat", ["sequence", "soup", "task_vector"]), lam=("float", 0.5, 5.0),
+                              ft_lr=("log", 1e-4, 1e-2)),
+                   knobs=("member_hparams", "lam", "ft_steps"))
 def ensemble(problem, *, mode: str = "sequence", members: tuple = ("negative_gradient", "finetune"),
              member_hparams: dict | None = None, weights: tuple | None = None, lam: float = 3.0,
-             ft_epochs: int = 5, ft_lr: float = 1e-3, batch_size: int = 32):
+             ft_steps: int | None = None, ft_epochs: int = 5, ft_lr: float = 1e-3, batch_size: int = 32):
     "Combine registered strategies: in sequence, as a weight soup, or by negating a forget-set task vector."
     if mode not in ("sequence", "soup", "task_vector"): raise ValueError(f"mode must be sequence, soup or task_vector, got {mode!r}")
     if weights is not None and mode != "soup": raise ValueError(f"weights only apply to mode='soup', not {mode!r}")
     kind = problem.task.kind
     if mode == "task_vector":
         if not lam > 0: raise ValueError(f"lam must be > 0 (0 returns the original model, < 0 learns the forget set), got {lam}")
-        if not (isinstance(ft_epochs, int) and ft_epochs >= 1): raise ValueError(f"ft_epochs must be a positive int, got {ft_epochs!r}")
         if not ft_lr > 0: raise ValueError(f"ft_lr must be positive, got {ft_lr}")
-        # 1. theta_ft,f: fine-tune a copy of theta_o on the (weighted) forget set
+        # 1. theta_ft,f: fine-tune a copy of theta_o on the (weighted) forget set, for a step budget from the whole set
+        budget = step_budget(problem, ft_steps, epochs=ft_epochs, batch_size=batch_size, floor=1)   # no floor: lam is set for 5 passes
         ft = problem.clone_model()
-        stream = epoch_batches(problem.weighted_forget(), batch_size, ft_epochs, problem.generator(offset=51))
-        log = optimise(ft, lambda m, b: weighted_loss(problem.task, m, b), stream, lr=ft_lr, where="forget fine-tuning loss")
-        # 2. theta = theta_o - lam * (theta_ft,f - theta_o)
-        return task_vector(problem.model, ft, lam).eval(), dict(steps=log["steps"], losses=log["losses"])
+        stream = cycle_batches(problem.weighted_forget(), batch_size, problem.generator(offset=51))
+        log = optimise(ft, lambda m, b: weighted_loss(problem.task, m, b), stream, lr=ft_lr, max_steps=budget,
+                       where="forget fine-tuning loss")
+        # 2. theta = theta_o - lam * (theta_ft,f - theta_o); frozen parameters did not move, so their vector is 0
+        return task_vector(problem.model, ft, lam).eval(), dict(steps=log["steps"], budget=budget,
+                                                                examples_seen=log["examples_seen"], losses=log["losses"])
     if isinstance(members, str) or not members or not all(isinstance(n, str) for n in members):
         raise ValueError(f"members must be a non-empty tuple of strategy names, got {members!r}")
     extra = sorted(set(member_hparams or {}) - set(members))
@@ -94,4 +100,7 @@ def ensemble(problem, *, mode: str = "sequence", members: tuple = ("negative_gra
         outs = [s(problem) for s in steps]
         model, logs = soup([o[0] if isinstance(o, tuple) else o for o in outs], weights), [dict(o[1]) if isinstance(o, tuple) else {} for o in outs]
     if model is problem.model: raise RuntimeError("an ensemble member returned the caller's model")
-    return model.eval(), dict(steps=sum(l.get("steps", 0) for l in logs), members=list(members), logs=logs)
+    # 4. the work of all members: their steps, budgets and examples add up
+    total = lambda k: sum(l.get(k) or 0 for l in logs) if any(l.get(k) is not None for l in logs) else None
+    return model.eval(), dict(steps=total("steps") or 0, budget=total("budget"), examples_seen=total("examples_seen"),
+                              members=list(members), logs=logs)

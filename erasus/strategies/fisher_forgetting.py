@@ -5,6 +5,8 @@
 # %% ../../nbs/strategies/42_fisher_forgetting.ipynb #00e755eb
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -12,7 +14,7 @@ from ..core import batches, check_finite, eval_mode, fisher_diagonal, loss_gradi
 from ..tasks import last_linear
 
 # %% auto #0
-__all__ = ['model_fisher', 'inverse_fisher', 'fisher_forgetting']
+__all__ = ['model_fisher', 'inverse_fisher', 'newton_step_size', 'fisher_forgetting']
 
 # %% ../../nbs/strategies/42_fisher_forgetting.ipynb #6a8c9e5a
 def model_fisher(model: nn.Module, task, data: tuple, batch_size: int = 256) -> dict:
@@ -34,39 +36,77 @@ def inverse_fisher(fisher: dict, clamp: float = 1e4) -> dict:
 
 
 # %% ../../nbs/strategies/42_fisher_forgetting.ipynb #827865f6
+@torch.no_grad()
+def newton_step_size(model: nn.Module, task, data: tuple, direction: dict, newton: float, max_drop: float = 0.02,
+                     halvings: int = 8, batch_size: int = 256) -> float:
+    "The largest of newton, newton / 2, ... (`halvings` times) at which the step costs at most `max_drop` accuracy on `data`; 0 if none."
+    if halvings == 0: return newton                                              # the step as it is, unchecked
+    acc = lambda: torch.cat([task.correct(model, b).float() for b in batches(data, batch_size, shuffle=False)]).mean()
+    named = dict(model.named_parameters())
+    saved = {n: named[n].detach().clone() for n in direction}
+    with eval_mode(model):
+        before, eta = acc(), newton
+        for _ in range(halvings + 1):
+            for n, d in direction.items(): named[n].copy_(saved[n] + eta * d)   # 1. try the step of size eta
+            ok = bool(before - acc() <= max_drop)                                # 2. is retain accuracy kept?
+            for n in direction: named[n].copy_(saved[n])                         # 3. back to w either way
+            if ok: return eta
+            eta /= 2
+    return 0.0
+
+
+def _float32(model: nn.Module, data: tuple) -> tuple:
+    "`model` and `data` as they are when the model is float32; else float32 copies, for the Fisher and the gradient."
+    if all(p.dtype == torch.float32 for p in model.parameters()): return model, data
+    cast = lambda t: t.float() if t.is_floating_point() else t
+    return copy.deepcopy(model).float(), tuple(cast(t) for t in data)
+
+
 @register_strategy(family="parameter", kinds=["classification"], paper="Golatkar, Achille, Soatto, CVPR 2020 (Fisher forgetting)",
-                   presets={"noise": dict(newton=0.0)})
+                   presets={"noise": dict(newton=0.0)},
+                   space=dict(newton=("float", 0.1, 1.0), alpha=("log", 1e-8, 1e-4), clamp=("log", 1e2, 1e5)),
+                   knobs=("newton", "newton_layers"))
 def fisher_forgetting(problem, *, alpha: float = 1e-6, clamp: float = 1e4, newton: float = 0.5,
-                      newton_layers: str = "last", fisher: str = "model", batch_size: int = 256):
+                      newton_layers: str = "last", fisher: str = "model", max_retain_drop: float = 0.02, halvings: int = 8,
+                      batch_size: int = 256):
     "Fisher forgetting: a damped Newton step on the retain loss, then noise of variance alpha / F_r on every weight."
     if not alpha >= 0: raise ValueError(f"alpha must be non-negative, got {alpha}")
     if not clamp > 0: raise ValueError(f"clamp must be positive, got {clamp}")
     if not newton >= 0: raise ValueError(f"newton must be non-negative, got {newton}")
+    if not 0 <= max_retain_drop <= 1: raise ValueError(f"max_retain_drop must be in [0, 1], got {max_retain_drop}")
+    if isinstance(halvings, bool) or not isinstance(halvings, int) or halvings < 0:
+        raise ValueError(f"halvings must be an int >= 0, got {halvings!r}")
     if newton_layers not in ("last", "all"): raise ValueError(f"newton_layers must be 'last' or 'all', got {newton_layers!r}")
     if fisher not in ("model", "empirical"): raise ValueError(f"fisher must be 'model' or 'empirical', got {fisher!r}")
     if alpha == 0 and newton == 0: raise ValueError("alpha=0 and newton=0 would leave the model unchanged; set one above 0")
     model, task = problem.clone_model(), problem.task
-    # 1. the diagonal Fisher on the retain set (the forget set is never read)
-    F = (model_fisher(model, task, problem.retain, batch_size) if fisher == "model"
-         else fisher_diagonal(model, task, problem.retain, batch_size=batch_size))
+    # 1. the diagonal Fisher on the retain set (the forget set is never read), in float32 (a float64 model: on a copy)
+    work, retain = _float32(model, problem.retain)
+    F = (model_fisher(work, task, retain, batch_size) if fisher == "model"
+         else fisher_diagonal(work, task, retain, batch_size=batch_size))
     check_finite(sum(f.sum() for f in F.values()), "retain-set Fisher")     # NaN gradients must not pass silently
     inv = inverse_fisher(F, clamp)                                          # {name: min(1/F, clamp)}
-    # 2. the damped diagonal Newton step -newton * min(1/F, clamp) * grad L_r, on the head or on every weight
-    step = {}
+    # 2. the damped diagonal Newton step -eta * min(1/F, clamp) * grad L_r, on the head or on every weight, with eta
+    #    the largest of newton, newton / 2, ... (`halvings` times) that costs at most max_retain_drop retain accuracy
+    step, eta = {}, 0.0
     if newton > 0:
-        head = {id(p) for p in last_linear(model).parameters()} if newton_layers == "last" else None
-        g = loss_gradient(model, task, problem.retain, batch_size=batch_size)
+        head = {id(p) for p in last_linear(work).parameters()} if newton_layers == "last" else None
+        g = loss_gradient(work, task, retain, batch_size=batch_size)
         check_finite(sum(v.sum() for v in g.values()), "retain loss gradient")
-        step = {n: -newton * inv[n] * g[n] for n, p in model.named_parameters()
-                if n in inv and (head is None or id(p) in head)}
+        direction = {n: -inv[n] * g[n] for n, p in work.named_parameters() if n in inv and (head is None or id(p) in head)}
+        keep = retain if problem.n_retain <= 2048 else tuple(t[:2048] for t in retain)   # retain rows to check on
+        eta = newton_step_size(work, task, keep, direction, newton, max_retain_drop, halvings, batch_size)
+        step = {n: eta * d for n, d in direction.items()} if eta > 0 else {}
     # 3. w + step + sqrt(alpha * min(1/F, clamp)) * eps, eps ~ N(0, I) drawn weight by weight in parameter order
     gen = problem.generator(offset=42)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n not in inv: continue                                        # frozen weights stay as they are
-            if n in step: p.add_(step[n])
-            if alpha > 0: p.add_((alpha * inv[n]).sqrt() * torch.randn(p.shape, generator=gen).to(p.device))
-    n_weights = sum(v.numel() for v in inv.values())
-    return model.eval(), dict(steps=0, newton_weights=sum(s.numel() for s in step.values()),
+            if n in step: p.add_(step[n].to(p))
+            if alpha > 0: p.add_(((alpha * inv[n]).sqrt() * torch.randn(p.shape, generator=gen)).to(p))
+    n_weights, n_r = sum(v.numel() for v in inv.values()), problem.n_retain
+    classes = task.logits(work, tuple(t[:1] for t in retain)).shape[-1] if fisher == "model" else 1
+    return model.eval(), dict(steps=0, examples_seen=n_r * classes + (n_r if newton > 0 else 0),   # rows with a gradient
+                              newton_weights=sum(s.numel() for s in step.values()), newton_step=eta if newton > 0 else 0.0,
                               clamped=sum(int((v == clamp).sum()) for v in inv.values()) / n_weights,
                               noise_std_max=(alpha * clamp) ** 0.5 if alpha > 0 else 0.0)

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from ..core import epoch_batches, optimise, register_strategy
-from ..metrics import stop_at_accuracy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, optimise, register_strategy
 from ..tasks import weighted_loss
 
 # %% auto #0
@@ -57,19 +57,24 @@ def _put(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
 
 def add_lora(model: nn.Module, r: int = 2, alpha: float = 4.0, targets: str | tuple | None = None,
              generator: torch.Generator | None = None) -> nn.Module:
-    "Freeze `model` and wrap its `nn.Linear` layers (all, or those whose names match `targets`) in `LoRALinear`."
+    "Freeze `model` and wrap its trainable `nn.Linear` layers (all, or those whose names match `targets`) in `LoRALinear`."
     patterns = (targets,) if isinstance(targets, str) else targets
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     # 1. the targeted layers, by fnmatch pattern on their qualified names
-    chosen = [(n, m) for n, m in linears if patterns is None or any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    if not chosen:
+    matched = [(n, m) for n, m in linears if patterns is None or any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not matched:
         raise ValueError(f"targets {targets!r} match no nn.Linear layer; the model has {[n for n, _ in linears] or 'none'}")
-    # 2. one rank that fits every targeted layer
+    # 2. a frozen layer (weight with requires_grad=False) is the caller's decision: it gets no adapter
+    chosen = [(n, m) for n, m in matched if m.weight.requires_grad]
+    if not chosen:
+        raise ValueError(f"every targeted nn.Linear layer is frozen (requires_grad=False): {[n for n, _ in matched]}; "
+                         "unfreeze one or target another")
+    # 3. one rank that fits every adapted layer
     side = min(min(m.in_features, m.out_features) for _, m in chosen)
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= side:
         raise ValueError(f"r must be an int in [1, {side}] (the smallest side of a targeted layer), got {r!r}")
     if not alpha > 0: raise ValueError(f"alpha must be positive, got {alpha}")
-    # 3. freeze every original parameter, then put an adapter around each targeted layer
+    # 4. freeze every original parameter, then put an adapter around each chosen layer
     model.requires_grad_(False)
     for n, m in chosen: model = _put(model, n, LoRALinear(m, r, alpha, generator))
     return model
@@ -95,35 +100,37 @@ def remove_lora(model: nn.Module) -> nn.Module:
     return _unwrap(model, keep_update=False)
 
 # %% ../../nbs/strategies/43_lora.ipynb #831822cb
-@register_strategy(family="parameter", paper="Hu et al., ICLR 2022 (LoRA); Cha et al., ICLR 2025 (LoRA unlearning)")
+@register_strategy(family="parameter", paper="Hu et al., ICLR 2022 (LoRA); Cha et al., ICLR 2025 (LoRA unlearning)",
+                   space=dict(lr=("log", 1e-4, 3e-2), r=("cat", [1, 2, 4, 8]), beta=("float", 0.5, 0.99)),
+                   knobs=("steps", "lr", "r"))
 def lora(problem, *, r: int = 2, alpha: float = 4.0, targets: str | tuple | None = None, beta: float = 0.9,
-         lr: float = 3e-3, epochs: int = 20, batch_size: int = 32, optimizer: str = "adam",
-         target_acc: float | str | None = "chance", merge: bool = True):
-    "NegGrad+ on low-rank adapters of the linear layers only (LoRA), merged into the weights at the end."
+         lr: float = 3e-3, steps: int | None = None, epochs: int = 20, batch_size: int = 32, optimizer: str = "adam",
+         target_acc: float | str | None = "oracle", merge: bool = True):
+    "NegGrad+ on low-rank adapters of the trainable linear layers only (LoRA), merged into the weights at the end."
     if not 0 <= beta <= 1: raise ValueError(f"beta must be in [0, 1], got {beta}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 (0 would leave the model unchanged), got {epochs!r}")
     model, task = problem.clone_model(), problem.task
     trainable = {n: p.requires_grad for n, p in model.named_parameters()}
     total = sum(p.numel() for p in model.parameters())                   # the model's own weights
-    # 1. freeze the model and wrap its linear layers: A random from the seeded generator, B = 0
+    # 1. a step budget from the whole forget set
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)
+    # 2. freeze the model and wrap its trainable linear layers: A random from the seeded generator, B = 0
     gen = problem.generator(offset=43)
     model = add_lora(model, r, alpha, targets, gen)
     adapters = [p for p in model.parameters() if p.requires_grad]
-    # 2. each forget batch is paired with the next batch of an endless retain stream
-    forget = epoch_batches(problem.weighted_forget(), batch_size, epochs, gen)
+    # 3. each forget batch is paired with the next batch of an endless retain stream
+    forget = cycle_batches(problem.weighted_forget(), batch_size, gen)
     retain = problem.retain_stream(batch_size)
-    # 3. the NegGrad+ objective, minimised over A and B only
+    # 4. the NegGrad+ objective, minimised over A and B only
     def objective(m, pair):
         fb, rb = pair
         return beta * task.loss(m, rb) - (1 - beta) * weighted_loss(task, m, fb)
-    # 4. stop once the forget set is down to the target accuracy
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, params=adapters, stop=stop,
-                   where="LoRA NegGrad+ loss")
+    # 5. stop once the whole forget set is at the oracle level
+    stop = stop_rule(problem, target_acc, batch_size)
+    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, params=adapters, max_steps=budget,
+                   warmup_steps=warmup_steps(budget), stop=stop, where="LoRA NegGrad+ loss")
     log.update(trainable=sum(p.numel() for p in adapters), total=total)
-    # 5. W <- W + (alpha / r) B A: a plain model of the original architecture, as trainable as the caller's was
+    # 6. W <- W + (alpha / r) B A: a plain model of the original architecture, as trainable as the caller's was
     if merge:
         model = merge_lora(model)
         for n, p in model.named_parameters(): p.requires_grad_(trainable[n])

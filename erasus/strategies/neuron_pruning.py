@@ -8,26 +8,61 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..budgets import defines, measure, stop_rule
 from ..core import NonFiniteLossError, batches, eval_mode, register_strategy, state_equal
-from ..metrics import stop_at_accuracy
+from ..data import subset
 
 # %% auto #0
-__all__ = ['hidden_units', 'unit_importance', 'neuron_pruning']
+__all__ = ['UNIT_LAYERS', 'hidden_units', 'unit_norms', 'unit_importance', 'prune_units', 'neuron_pruning']
 
 # %% ../../nbs/strategies/44_neuron_pruning.ipynb #1eb83cb2
+UNIT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose outputs (features or channels) are units
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def _width(m: nn.Module) -> int: return m.out_features if isinstance(m, nn.Linear) else m.out_channels
+def _fan_in(m: nn.Module) -> int: return m.in_features if isinstance(m, nn.Linear) else m.in_channels
+
+
 def hidden_units(model: nn.Module) -> list:
-    "Pairs (layer, next layer) of consecutive nn.Linear modules: the hidden units are `layer`'s outputs, read as `next`'s inputs."
-    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    "Pairs (layer, next layer) of consecutive linear/conv modules: the hidden units are `layer`'s outputs, read as `next`'s inputs."
+    lins = [m for m in model.modules() if isinstance(m, UNIT_LAYERS)]
     if len(lins) < 2:
-        raise TypeError(f"neuron_pruning needs at least two nn.Linear layers (a hidden layer and the head); "
+        raise TypeError(f"neuron_pruning needs at least two nn.Linear or nn.Conv layers (a hidden layer and the head); "
                         f"{type(model).__name__} has {len(lins)}")
     for i, (a, b) in enumerate(zip(lins, lins[1:])):
-        if a.out_features != b.in_features:
-            raise TypeError(f"nn.Linear {i} has {a.out_features} outputs but nn.Linear {i + 1} takes {b.in_features} "
-                            "inputs; neuron_pruning needs the linear layers to form a chain (an MLP)")
+        w, fan = _width(a), _fan_in(b)
+        # a conv's channels may reach a linear layer flattened, each channel as fan / w features
+        ok = fan == w or (isinstance(b, nn.Linear) and not isinstance(a, nn.Linear) and fan % w == 0)
+        if not ok:
+            raise TypeError(f"layer {i} ({type(a).__name__}) has {w} outputs but layer {i + 1} ({type(b).__name__}) takes "
+                            f"{fan} inputs; neuron_pruning needs the layers to form a chain (an MLP or a plain CNN)")
     return list(zip(lins, lins[1:]))
 
+
+def unit_norms(model: nn.Module, pairs: list) -> list:
+    "The batch norm between each pair's layers (None if none); any other normalisation is refused before any work."
+    order = list(model.modules())
+    norms = []
+    for i, (a, b) in enumerate(pairs):
+        between = [m for m in order[order.index(a) + 1:order.index(b)] if isinstance(m, _NORMS)]
+        bad = [m for m in between if not isinstance(m, nn.modules.batchnorm._BatchNorm) or m.num_features != _width(a)]
+        if bad or len(between) > 1:
+            raise TypeError(f"a {type((bad or between)[0]).__name__} after layer {i} mixes or rescales its units, so "
+                            "zeroing a unit's weights would not silence it; neuron_pruning handles one BatchNorm per "
+                            "layer (over that layer's units) and no other normalisation")
+        norms.append(between[0] if between else None)
+    return norms
+
 # %% ../../nbs/strategies/44_neuron_pruning.ipynb #e8a07c85
+def _unit_view(a: torch.Tensor, layer: nn.Module, nxt: nn.Module) -> torch.Tensor:
+    "Activations read at `nxt`'s input as (B, positions, width), the units last."
+    B, w = len(a), _width(layer)
+    if not isinstance(nxt, nn.Linear): return a.reshape(B, w, -1).transpose(1, 2)      # conv input (B, C, *space)
+    if isinstance(layer, nn.Linear): return a.reshape(B, -1, w)                        # (B, ..., width)
+    return a.reshape(B, w, -1).transpose(1, 2)                                         # flattened channels (B, C * k)
+
+
 @torch.no_grad()
 def unit_importance(model: nn.Module, pairs: list, data: tuple, weights: torch.Tensor | None = None,
                     stat: str = "abs", batch_size: int = 1024) -> tuple:
@@ -35,8 +70,8 @@ def unit_importance(model: nn.Module, pairs: list, data: tuple, weights: torch.T
     if stat not in ("abs", "freq"): raise ValueError(f"stat must be 'abs' or 'freq', got {stat!r}")
     n = len(data[0])
     w = torch.ones(n) if weights is None else weights.float()               # (n,)
-    sums = [torch.zeros(a.out_features) for a, _ in pairs]                   # one (width,) per hidden layer
-    peaks = [torch.zeros(a.out_features) for a, _ in pairs]
+    sums = [torch.zeros(_width(a)) for a, _ in pairs]                        # one (width,) per hidden layer
+    peaks = [torch.zeros(_width(a)) for a, _ in pairs]
     seen = {}
     # 1. a pre-hook on each next layer reads the hidden units' activations, f(w h + b)
     hooks = [nxt.register_forward_pre_hook(lambda mod, inp, i=i: seen.__setitem__(i, inp[0])) for i, (_, nxt) in enumerate(pairs)]
@@ -47,7 +82,7 @@ def unit_importance(model: nn.Module, pairs: list, data: tuple, weights: torch.T
                 if not torch.isfinite(out).all():                               # NaN must not pass silently
                     raise NonFiniteLossError("model outputs became non-finite; neuron_pruning cannot score hidden units")
                 for i, a in seen.items():
-                    a = a.detach().float().reshape(len(x), -1, a.shape[-1])     # (B, positions, width)
+                    a = _unit_view(a.detach().float(), *pairs[i])               # (B, positions, width)
                     v = a.abs() if stat == "abs" else (a > 0).float()
                     sums[i] += wb @ v.mean(1)                                   # 2. weighted sum over examples: (width,)
                     peaks[i] = torch.maximum(peaks[i], a.abs().amax((0, 1)))
@@ -57,44 +92,87 @@ def unit_importance(model: nn.Module, pairs: list, data: tuple, weights: torch.T
     return torch.cat(sums) / w.sum(), torch.cat(peaks)                       # (N,), (N,)
 
 # %% ../../nbs/strategies/44_neuron_pruning.ipynb #f51af214
+@torch.no_grad()
+def prune_units(pairs: list, norms: list, dead: torch.Tensor) -> None:
+    "Silence the `dead` units: zero their incoming weights and bias, and their batch norm's scale, shift and mean."
+    for (layer, _), bn, d in zip(pairs, norms, dead.split([_width(a) for a, _ in pairs])):
+        layer.weight[d] = 0                                                 # pre-activation 0 on every input
+        if layer.bias is not None: layer.bias[d] = 0
+        if bn is not None:                                                  # BN(0) = beta - gamma * mean / std: make it 0
+            if bn.weight is not None: bn.weight[d] = 0; bn.bias[d] = 0
+            if bn.running_mean is not None: bn.running_mean[d] = 0; bn.running_var[d] = 1
+
+
+def _frozen(pairs: list, norms: list) -> torch.Tensor:
+    "(N,) True for the units of a layer (or its batch norm) with requires_grad=False: the caller froze them."
+    out = []
+    for (layer, _), bn in zip(pairs, norms):
+        params = list(layer.parameters()) + ([] if bn is None else list(bn.parameters()))
+        out.append(torch.full((_width(layer),), not all(p.requires_grad for p in params)))
+    return torch.cat(out)
+
+
+def _retain_guard(model: nn.Module, problem, max_drop: float | None, max_rows: int = 1024):
+    "`damaged(model)`: has retain accuracy (on a fixed sample) fallen by more than `max_drop`? None where it cannot tell."
+    if max_drop is None or not defines(problem.task, "correct"): return None
+    keep = problem.retain if problem.n_retain <= max_rows else subset(problem.retain, torch.randperm(
+        problem.n_retain, generator=problem.generator(offset=44))[:max_rows])
+    before = measure(model, problem.task, keep, "forget_acc")               # accuracy, whatever the metric's name
+    return lambda m: before - measure(m, problem.task, keep, "forget_acc") > max_drop
+
+
 @register_strategy(family="parameter", paper="Pochinkov & Schoots, arXiv 2024 (selective pruning); Ma et al., IEEE TDSC 2022",
-                   presets={"freq": dict(stat="freq")})
+                   presets={"freq": dict(stat="freq")},
+                   space=dict(prune_frac=("log", 0.005, 0.1), max_steps=("int", 5, 40), stat=("cat", ["abs", "freq"])),
+                   knobs=("max_steps", "prune_frac", "max_retain_drop"))
 def neuron_pruning(problem, *, prune_frac: float = 0.02, stat: str = "abs", eps: float = 1e-3,
-                   target_acc: float | str | None = "chance", max_steps: int = 10):
-    "Zero the hidden units used far more on the forget set than on the retain set, a few per step, until forget accuracy reaches `target_acc`."
+                   target_acc: float | str | None = "oracle", max_steps: int = 10, max_retain_drop: float | None = 0.03):
+    "Zero the hidden units used far more on the forget set than on the retain set, a few per step, until the whole forget set is where a retrained model would be."
     if not 0 < prune_frac <= 1: raise ValueError(f"prune_frac must be in (0, 1], got {prune_frac}")
     if stat not in ("abs", "freq"): raise ValueError(f"stat must be 'abs' or 'freq', got {stat!r}")
     if not eps > 0: raise ValueError(f"eps must be positive, got {eps}")
-    if not (isinstance(max_steps, int) and max_steps >= 1): raise ValueError(f"max_steps must be a positive int, got {max_steps}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if max_retain_drop is not None and not 0 <= max_retain_drop <= 1:
+        raise ValueError(f"max_retain_drop must be in [0, 1] or None, got {max_retain_drop!r}")
     model, task = problem.clone_model(), problem.task
+    # 1. the units, their batch norms and the frozen ones, all checked before any work
     pairs = hidden_units(model)
-    layers, sizes = [a for a, _ in pairs], [a.out_features for a, _ in pairs]
+    norms, sizes = unit_norms(model, pairs), [_width(a) for a, _ in pairs]
+    frozen = _frozen(pairs, norms)
+    if frozen.all(): raise ValueError("every hidden layer is frozen (requires_grad=False): neuron_pruning may prune none")
     n = sum(sizes); k = max(1, round(prune_frac * n))
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    dead, steps = torch.zeros(n, dtype=torch.bool), []                      # (N,) pruned so far; units per step
+    stop = stop_rule(problem, target_acc)
+    guard = _retain_guard(model, problem, max_retain_drop)                  # pruning cannot be repaired: stop before damage
+    dead, steps, stopped, undone = torch.zeros(n, dtype=torch.bool), [], False, []   # (N,) pruned so far; units per step
     for step in range(1, max_steps + 1):
-        # 1. importance of each unit on D_f (selector weights) and on D_r, at the current weights
-        imp_f, _ = unit_importance(model, pairs, problem.forget, problem.forget_weights, stat)   # (N,)
-        imp_r, _ = unit_importance(model, pairs, problem.retain, None, stat)                     # (N,)
-        # 2. the k live units with the highest ratio (ties: the first in layer order)
-        score = (imp_f / (imp_r + eps)).masked_fill(dead, -float("inf"))
-        new = torch.sort(score, descending=True, stable=True).indices[:min(k, int((~dead).sum()))]
+        # 2. importance of each unit on D_f (selector weights) and on D_r, at the current weights
+        imp_f, peak = unit_importance(model, pairs, problem.forget, problem.forget_weights, stat)   # (N,)
+        if (peak[dead] != 0).any():                                         # the last step's units must be silent
+            raise ValueError("zeroing a unit's incoming weights did not silence it: the model's activation has f(0) != 0 "
+                             "or its layers are not applied one after another")
+        imp_r, _ = unit_importance(model, pairs, problem.retain, None, stat)                        # (N,)
+        # 3. the k live, unfrozen units with the highest ratio (ties: the first in layer order)
+        score = (imp_f / (imp_r + eps)).masked_fill(dead | frozen, -float("inf"))
+        new = torch.sort(score, descending=True, stable=True).indices[:min(k, int((~(dead | frozen)).sum()))]
         if len(new) == 0: break                                             # every unit is gone
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
         dead[new] = True
+        # 4. silence them: pre-activation 0, batch norm output 0, activation f(0) = 0
+        prune_units(pairs, norms, dead)
+        # 5. a step that costs more than max_retain_drop of retain accuracy is undone, and pruning ends
+        if guard is not None and guard(model):
+            model.load_state_dict(saved); dead[new] = False; undone = new.tolist(); break
         steps.append(new.tolist())
-        # 3. zero their incoming weights and biases: pre-activation 0, output f(0) = 0
-        with torch.no_grad():
-            for lin, d in zip(layers, dead.split(sizes)):
-                lin.weight[d] = 0
-                if lin.bias is not None: lin.bias[d] = 0
-        # 4. stop once the forget set is down to the target accuracy
-        if stop(model, step): break
-    # 5. a pruned unit must output exactly 0, and pruning must have changed something
+        # 6. stop once the whole forget set is at the oracle level
+        if stop(model, step): stopped = True; break
+    # 7. a pruned unit must output exactly 0, and pruning must have changed something (unless the guard undid it)
     _, peak = unit_importance(model, pairs, problem.forget)
     if (peak[dead] != 0).any():
         raise ValueError("zeroing a unit's incoming weights did not silence it: the model's activation has f(0) != 0 "
-                         "or its linear layers are not applied one after another")
-    if state_equal(model, problem.model):
+                         "or its layers are not applied one after another")
+    if steps and state_equal(model, problem.model):
         raise ValueError("neuron_pruning changed nothing: every unit it chose already had zero incoming weights")
-    return model.eval(), dict(steps=len(steps), pruned=int(dead.sum()), share=int(dead.sum()) / n, units=steps,
-                              per_layer=[int(d.sum()) for d in dead.split(sizes)])
+    return model.eval(), dict(steps=len(steps), budget=max_steps, stopped=stopped, pruned=int(dead.sum()),
+                              share=int(dead.sum()) / n, units=steps, per_layer=[int(d.sum()) for d in dead.split(sizes)],
+                              undone=undone, **stop.log())

@@ -17,7 +17,8 @@ from ..core import epoch_batches, optimise, parametrised_layers, register_strate
 from ..data import subset
 
 # %% auto #0
-__all__ = ['sisa_split', 'fresh_model', 'train_shard', 'sisa_train', 'drop_points', 'sisa_delete', 'SISAEnsemble', 'sisa']
+__all__ = ['sisa_split', 'fresh_model', 'train_shard', 'sisa_train', 'drop_points', 'sisa_delete', 'SISAEnsemble', 'replay_rows',
+           'sisa']
 
 # %% ../../nbs/strategies/50_sisa.ipynb #e8a609f4
 def sisa_split(n: int, shards: int, slices: int, generator: torch.Generator | None = None) -> list:
@@ -91,7 +92,14 @@ class SISAEnsemble(nn.Module):
         return torch.logsumexp(logp, 0) - math.log(len(self.members))        # (B, C) log mean probability
 
 # %% ../../nbs/strategies/50_sisa.ipynb #567722ce
-@register_strategy(family="ensemble", kinds=["classification"], paper="Bourtoule et al., IEEE S&P 2021 (SISA)")
+def replay_rows(slices: list, start: int, epochs: int) -> int:
+    "Rows a constituent trains on from slice `start` on: `epochs` passes over slices 0..r at each step r."
+    return sum(epochs * sum(len(s) for s in slices[:r + 1]) for r in range(start, len(slices)))
+
+
+@register_strategy(family="ensemble", kinds=["classification"], paper="Bourtoule et al., IEEE S&P 2021 (SISA)",
+                   space=dict(shards=("int", 1, 10), slices=("int", 1, 8), epochs=("int", 5, 20), lr=("log", 1e-3, 1e-2)),
+                   knobs=("epochs", "shards"))
 def sisa(problem, *, shards: int = 5, slices: int = 4, epochs: int = 10, lr: float = 3e-3, batch_size: int = 64,
          weight_decay: float = 1e-4):
     "Train a sharded, sliced ensemble on D = D_f + D_r with checkpoints, then retrain only the shards holding D_f."
@@ -118,6 +126,10 @@ def sisa(problem, *, shards: int = 5, slices: int = 4, epochs: int = 10, lr: flo
     unlearn_seconds = time.perf_counter() - t0
     # 4. aggregate the constituents that still have data
     kept = [m for m, sl in zip(members, left) if sum(len(s) for s in sl)]
+    # 5. the work: rows through forward and backward in the deletion (examples_seen) and in the sharded training
+    seen = sum(replay_rows(left[s], slices - r, epochs) for s, r in retrained.items())
     log = dict(shards_retrained=len(retrained), slices_retrained=sum(retrained.values()), slices_total=shards * slices,
-               shards_dropped=shards - len(kept), train_seconds=train_seconds, unlearn_seconds=unlearn_seconds)
+               shards_dropped=shards - len(kept), examples_seen=seen,
+               train_examples=sum(replay_rows(sl, 0, epochs) for sl in parts),
+               train_seconds=train_seconds, unlearn_seconds=unlearn_seconds)
     return SISAEnsemble(kept).eval(), log
