@@ -8,8 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..core import distill_kl, epoch_batches, optimise, register_strategy
-from ..metrics import per_sample, stop_at_accuracy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, distill_kl, optimise, register_strategy
+from ..metrics import per_sample
+
 
 # %% auto #0
 __all__ = ['npo_loss', 'npo_weight', 'npo']
@@ -28,23 +30,27 @@ def npo_weight(logp: torch.Tensor, ref_logp: torch.Tensor, beta: float) -> torch
 
 # %% ../../nbs/strategies/22_npo.ipynb #87c18b8d
 @register_strategy(family="gradient", paper="Zhang, Lin, Bai, Mei, COLM 2024 (NPO)",
-                   presets={"rt": dict(retain_weight=1.0), "kl": dict(retain_weight=1.0, retain_loss="kl")})
+                   presets={"rt": dict(retain_weight=1.0), "kl": dict(retain_weight=1.0, retain_loss="kl"),
+                            "paper": dict(beta=0.1, target_acc=None)},
+                   space=dict(lr=("log", 1e-4, 3e-2), beta=("log", 0.1, 10.0), retain_weight=("float", 0.0, 5.0)),
+                   knobs=("steps", "lr", "beta"))
 def npo(problem, *, beta: float = 2.0, retain_weight: float = 0.0, retain_loss: str = "nll", lr: float = 1e-3,
-        epochs: int = 10, batch_size: int = 32, optimizer: str = "adam", target_acc: float | str | None = None):
+        steps: int | None = None, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam",
+        target_acc: float | str | None = "oracle"):
     "Push log pi(y|x) of the forget set below the frozen original's, with a loss that stays bounded (NPO, NPO-RT, NPO-KL)."
     if not beta > 0: raise ValueError(f"beta must be > 0, got {beta}")
     if not retain_weight >= 0: raise ValueError(f"retain_weight must be >= 0, got {retain_weight}")
     if retain_loss not in ("nll", "kl"): raise ValueError(f"retain_loss must be 'nll' or 'kl', got {retain_loss!r}")
     if not lr > 0: raise ValueError(f"lr must be > 0, got {lr}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 (0 would leave the model unchanged), got {epochs!r}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
+    stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, task = problem.clone_model(), problem.task
     # 1. pi_ref: a frozen copy of the original; its log-likelihoods of D_f never change, so take them once
     ref = problem.clone_model().eval().requires_grad_(False)
     ref_logp = -per_sample(ref, task.per_sample_loss, problem.forget)                  # (n_f,)
-    # 2. shuffled passes over (inputs, targets, log pi_ref, selector weight), each batch paired with a retain batch
+    # 2. endless shuffled batches of (inputs, targets, log pi_ref, selector weight), each paired with a retain batch
     *data, w = problem.weighted_forget()
-    forget = epoch_batches((*data, ref_logp, w), batch_size, epochs, problem.generator(offset=22))
+    forget = cycle_batches((*data, ref_logp, w), batch_size, problem.generator(offset=22))
     retain = problem.retain_stream(batch_size)
     weights = []                                                                        # weighted mean of w, per step
     def objective(m, pair):
@@ -58,7 +64,9 @@ def npo(problem, *, beta: float = 2.0, retain_weight: float = 0.0, retain_loss: 
             keep = task.loss(m, rb) if retain_loss == "nll" else distill_kl(task.logits(m, rb), task.logits(ref, rb)).mean()
             loss = loss + retain_weight * keep
         return loss
-    # 5. optional: stop once the forget set is down to `target_acc`
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, stop=stop, where="NPO loss")
+    # 5. until the whole forget set is at the oracle level, or the budget runs out
+    pairs = zip(forget, retain) if retain_weight else ((fb, None) for fb in forget)
+    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, max_steps=budget,
+                   warmup_steps=warmup_steps(budget), stop=stop, where="NPO loss")
     return model, {**log, "weights": weights}
+

@@ -8,8 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core import batches, check_finite, epoch_batches, optimise, register_strategy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import batches, check_finite, cycle_batches, optimise, register_strategy
 from ..tasks import last_linear
+
 
 # %% auto #0
 __all__ = ['steering_site', 'activations', 'rmu']
@@ -45,15 +47,18 @@ def activations(model: nn.Module, name: str, read: str, x: torch.Tensor) -> tupl
     return out, a.reshape(len(x), -1, a.shape[-1])                       # (B, positions, d); an MLP has one position
 
 # %% ../../nbs/strategies/46_rmu.ipynb #89d5c0d1
-@register_strategy(family="representation", paper="Li et al., ICML 2024 (WMDP, RMU)")
-def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, steering: float = 1.0, alpha: float = 1.0,
-        lr: float = 1e-2, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam"):
+@register_strategy(family="representation", paper="Li et al., ICML 2024 (WMDP, RMU)", presets={"paper": dict(target_acc=None)},
+                   space=dict(steering=("float", 0.5, 4.0), alpha=("log", 0.1, 100.0), lr=("log", 1e-3, 3e-2)),
+                   knobs=("steps", "lr", "steering"))
+def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, steering: float = 1.0, alpha: float = 5.0,
+        lr: float = 1e-2, steps: int | None = None, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam",
+        target_acc: float | str | None = "oracle"):
     "Steer a hidden layer's forget-set activations onto a fixed random direction, keeping its retain-set activations."
     if not steering > 0: raise ValueError(f"steering must be positive, got {steering}")
     if not alpha >= 0: raise ValueError(f"alpha must be non-negative, got {alpha}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 (0 would leave the model as it is), got {epochs!r}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
+    stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, frozen = problem.clone_model(), problem.clone_model().eval()
     name, read, upto = steering_site(model, layer)
     if train_layers is None: train_layers = len(upto)
@@ -61,7 +66,7 @@ def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, s
         raise ValueError(f"train_layers must be an int in [1, {len(upto)}] (the layers with parameters up to "
                          f"layer {name!r}), got {train_layers!r}")
     trained = upto[-train_layers:]
-    params = [p for _, m in trained for p in m.parameters(recurse=False)]
+    params = [p for _, m in trained for p in m.parameters(recurse=False) if p.requires_grad]   # frozen ones stay frozen
     # 1. the target c_eff * u: u uniform in [0, 1)^d, unit length; c relative to the mean retain norm at the layer
     with torch.no_grad():
         norms = torch.cat([activations(frozen, name, read, b[0])[1].norm(dim=-1).flatten()
@@ -70,8 +75,8 @@ def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, s
     u = torch.rand(d, generator=problem.generator(offset=46))                                 # (d,)
     u = u / u.norm()
     c_eff = steering * check_finite(norms.mean(), "retain activation norm")
-    # 2. forget batches (with selector weights) paired with retain batches
-    forget = epoch_batches(problem.weighted_forget(), batch_size, epochs, problem.generator(offset=47))
+    # 2. endless forget batches (with selector weights) paired with retain batches
+    forget = cycle_batches(problem.weighted_forget(), batch_size, problem.generator(offset=47))
     retain = problem.retain_stream(batch_size)
     def objective(m, pair):
         fb, rb = pair
@@ -83,6 +88,8 @@ def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, s
         l_f = (w * (h_f - c_eff * u).pow(2).sum(-1).mean(-1)).sum() / w.sum()                  # 3. misdirect D_f
         l_r = (h_r - h_o).pow(2).sum(-1).mean(-1).mean()                                      # 4. anchor D_r to theta_o
         return l_f + alpha * l_r
-    # 5. train only the layers up to l (the last `train_layers` of them); everything else keeps its weights
-    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, params=params, where="RMU loss")
+    # 5. train only the layers up to l (the last `train_layers` of them), until the whole forget set is at the oracle level
+    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, params=params, max_steps=budget,
+                   warmup_steps=warmup_steps(budget), stop=stop, where="RMU loss")
     return model, dict(log, c_eff=float(c_eff), trained=[n for n, _ in trained], layer=name, read=read)
+

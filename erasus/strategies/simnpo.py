@@ -10,8 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..core import epoch_batches, optimise, register_strategy
-from ..metrics import stop_at_accuracy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, optimise, register_strategy
 
 # %% auto #0
 __all__ = ['simnpo_loss', 'simnpo_weight', 'simnpo']
@@ -29,20 +29,24 @@ def simnpo_weight(logp: torch.Tensor, beta: float, gamma: float = 0.0) -> torch.
 
 # %% ../../nbs/strategies/23_simnpo.ipynb #a7294833
 @register_strategy(family="gradient", paper="Fan, Liu, Lin, Jia, Zhang, Mei, Liu, NeurIPS 2025 (SimNPO)",
-                   presets={"tofu05": dict(beta=2.5, retain_weight=1 / 0.1375), "tofu10": dict(beta=4.5, retain_weight=1 / 0.125)})
-def simnpo(problem, *, beta: float = 2.5, gamma: float = 0.0, retain_weight: float = 3.0, lr: float = 1e-3,
-           epochs: int = 10, batch_size: int = 32, optimizer: str = "adam", target_acc: float | str | None = None):
+                   presets={"tofu05": dict(beta=2.5, retain_weight=1 / 0.1375, target_acc=None),
+                            "tofu10": dict(beta=4.5, retain_weight=1 / 0.125, target_acc=None)},
+                   space=dict(lr=("log", 1e-4, 3e-2), beta=("log", 0.5, 10.0), retain_weight=("float", 0.0, 8.0)),
+                   knobs=("steps", "lr", "beta"))
+def simnpo(problem, *, beta: float = 2.5, gamma: float = 0.0, retain_weight: float = 3.0, lr: float = 2e-3,
+           steps: int | None = None, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam",
+           target_acc: float | str | None = "oracle"):
     "Reference-free NPO: a bounded sigmoid loss on the forget set's log-likelihood plus `retain_weight` times the retain NLL."
     if not beta > 0: raise ValueError(f"beta must be > 0, got {beta}")
     if not math.isfinite(gamma): raise ValueError(f"gamma must be a finite number, got {gamma}")
     if not retain_weight >= 0: raise ValueError(f"retain_weight must be >= 0, got {retain_weight}")
     if not lr > 0: raise ValueError(f"lr must be > 0, got {lr}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 (0 would leave the model unchanged), got {epochs!r}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
+    stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, task = problem.clone_model(), problem.task                                  # the only copy: no reference
-    # 1. shuffled passes over D_f (selector weights as the last tensor), each batch paired with a retain batch
-    forget = epoch_batches(problem.weighted_forget(), batch_size, epochs, problem.generator(offset=23))
-    retain = problem.retain_stream(batch_size)
+    # 1. endless shuffled batches of D_f (selector weights as the last tensor), each paired with a retain batch
+    forget = cycle_batches(problem.weighted_forget(), batch_size, problem.generator(offset=23))
+    pairs = zip(forget, problem.retain_stream(batch_size)) if retain_weight else ((fb, None) for fb in forget)
     weights = []                                                                        # weighted mean of w, per step
     def objective(m, pair):
         (*fb, w_b), rb = pair
@@ -53,7 +57,8 @@ def simnpo(problem, *, beta: float = 2.5, gamma: float = 0.0, retain_weight: flo
         # 3. + lambda * the retain NLL
         if retain_weight: loss = loss + retain_weight * task.loss(m, rb)
         return loss
-    # 4. optional: stop once the forget set is down to `target_acc`
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, stop=stop, where="SimNPO loss")
+    # 4. until the whole forget set is at the oracle level, or the budget runs out
+    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, max_steps=budget,
+                   warmup_steps=warmup_steps(budget), stop=stop, where="SimNPO loss")
     return model, {**log, "weights": weights}
+

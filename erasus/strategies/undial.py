@@ -8,8 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..core import cycle_batches, distill_kl, epoch_batches, optimise, register_strategy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, distill_kl, optimise, register_strategy
 from ..metrics import per_sample
+
 
 # %% auto #0
 __all__ = ['adjusted_logits', 'undial']
@@ -23,20 +25,25 @@ def adjusted_logits(logits: torch.Tensor,  # (B, C) the original model's logits
 
 # %% ../../nbs/strategies/33_undial.ipynb #859e5037
 @register_strategy(family="distillation", kinds=["classification"],
-                   paper="Dong, Lin, Belkin, Huerta, Vulić, NAACL 2025 (UNDIAL)", presets={"paper": dict(beta=10.0)})
-def undial(problem, *, beta: float = 15.0, retain_weight: float = 1.0, retain_loss: str = "kl", lr: float = 1e-3,
-           epochs: int = 10, batch_size: int = 32, optimizer: str = "adam"):
+                   paper="Dong, Lin, Belkin, Huerta, Vulić, NAACL 2025 (UNDIAL)",
+                   presets={"paper": dict(beta=10.0, target_acc=None)},
+                   space=dict(beta=("float", 3.0, 30.0), lr=("log", 1e-4, 3e-2), retain_weight=("float", 0.0, 5.0)),
+                   knobs=("beta", "steps", "lr"))
+def undial(problem, *, beta: float = 15.0, retain_weight: float = 3.0, retain_loss: str = "kl", lr: float = 1e-3,
+           steps: int | None = None, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam",
+           target_acc: float | str | None = "oracle"):
     "Self-distil on the forget set towards the original's logits with the true class lowered by beta (plus a retain term)."
     if not beta > 0: raise ValueError(f"beta must be positive (beta=0 makes the target the model itself), got {beta}")
     if not retain_weight >= 0: raise ValueError(f"retain_weight must be non-negative, got {retain_weight}")
     if retain_loss not in ("kl", "nll"): raise ValueError(f"retain_loss must be 'kl' or 'nll', got {retain_loss!r}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
+    stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, task = problem.clone_model(), problem.task
     # 1. the fixed targets, computed once from the frozen original: its logits, the label's lowered by beta
     target = adjusted_logits(per_sample(problem.model, task.logits, problem.forget), problem.forget[1], beta)  # (N_f, C)
     w_f = problem.weighted_forget()[-1]                                                         # (N_f,) selector weights
-    forget = epoch_batches((*problem.forget, target, w_f), batch_size, epochs, problem.generator(offset=33))
+    forget = cycle_batches((*problem.forget, target, w_f), batch_size, problem.generator(offset=33))
     # 2. the retain stream: retain batches with the original's logits on them (for the KL term)
     retain = None
     if retain_weight > 0:
@@ -51,4 +58,7 @@ def undial(problem, *, beta: float = 15.0, retain_weight: float = 1.0, retain_lo
         if rb is None: return loss
         r = distill_kl(task.logits(m, rb[:-1]), rb[-1]).mean() if retain_loss == "kl" else task.loss(m, rb[:-1])
         return loss + retain_weight * r
-    return model, optimise(model, objective, stream, lr=lr, optimizer=optimizer, where="UNDIAL loss")
+    # 4. until the whole forget set is at the oracle level, or the budget runs out
+    return model, optimise(model, objective, stream, lr=lr, optimizer=optimizer, max_steps=budget,
+                           warmup_steps=warmup_steps(budget), stop=stop, where="UNDIAL loss")
+

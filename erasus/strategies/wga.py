@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from ..core import epoch_batches, optimise, register_strategy
-from ..metrics import stop_at_accuracy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import cycle_batches, optimise, register_strategy
+
 
 # %% auto #0
 __all__ = ['wga_forget_loss', 'wga']
@@ -23,23 +24,28 @@ def wga_forget_loss(nll: torch.Tensor,  # (B,) per-example negative log-likeliho
     return -(s * w * nll).sum() / s.sum()                          # minimising it lowers log p, gently once p is small
 
 # %% ../../nbs/strategies/24_wga.ipynb #2432f46f
-@register_strategy(family="gradient", paper="Wang, Zhou, Zhou, Shin, Han, Weinberger, ICLR 2025 (WGA)")
-def wga(problem, *, beta: float = 1.0, retain_weight: float = 1.0, lr: float = 1e-3, epochs: int = 10,
-        batch_size: int = 32, optimizer: str = "adam", target_acc: float | str | None = None):
+@register_strategy(family="gradient", paper="Wang, Zhou, Zhou, Shin, Han, Weinberger, ICLR 2025 (WGA)",
+                   presets={"paper": dict(target_acc=None)},
+                   space=dict(lr=("log", 1e-4, 3e-2), beta=("float", 0.0, 3.0), retain_weight=("float", 0.0, 5.0)),
+                   knobs=("steps", "lr", "beta"))
+def wga(problem, *, beta: float = 1.0, retain_weight: float = 1.0, lr: float = 1e-3, steps: int | None = None,
+        epochs: int = 10, batch_size: int = 32, optimizer: str = "adam", target_acc: float | str | None = "oracle"):
     "Weighted gradient ascent: lower log p(y|x) on the forget set, weighted by p(y|x)^beta (detached), plus retain NLL."
     if not beta >= 0: raise ValueError(f"beta must be non-negative, got {beta}")
     if not retain_weight >= 0: raise ValueError(f"retain_weight must be non-negative, got {retain_weight}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
+    stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, task = problem.clone_model(), problem.task
-    # 1. shuffled passes over D_f (selector weights as the last tensor), each paired with a retain batch if needed
-    forget = epoch_batches(problem.weighted_forget(), batch_size, epochs, problem.generator(offset=24))
+    # 1. endless shuffled batches of D_f (selector weights as the last tensor), each paired with a retain batch if needed
+    forget = cycle_batches(problem.weighted_forget(), batch_size, problem.generator(offset=24))
     stream = zip(forget, problem.retain_stream(batch_size)) if retain_weight > 0 else ((fb, None) for fb in forget)
     # 2. the WGA objective: confidence-weighted ascent on D_f, plus lambda * retain NLL
     def objective(m, pair):
         fb, rb = pair
         loss = wga_forget_loss(task.per_sample_loss(m, fb[:-1]), beta, fb[-1])
         return loss + retain_weight * task.loss(m, rb) if rb is not None else loss
-    # 3. an optional stop once forget accuracy is down to target_acc (None by default: the objective is bounded)
-    stop = stop_at_accuracy(task, problem.forget, target_acc)
-    return model, optimise(model, objective, stream, lr=lr, optimizer=optimizer, stop=stop, where="WGA loss")
+    # 3. until the whole forget set is at the oracle level, or the budget runs out
+    return model, optimise(model, objective, stream, lr=lr, optimizer=optimizer, max_steps=budget,
+                           warmup_steps=warmup_steps(budget), stop=stop, where="WGA loss")
+
