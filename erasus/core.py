@@ -377,7 +377,8 @@ def per_example_grads(model: nn.Module, task, data: tuple, names: list | None = 
 def fisher_diagonal(model: nn.Module, task, data: tuple, weights: torch.Tensor | None = None,
                     batch_size: int = 256) -> dict:
     "Diagonal empirical Fisher: the (weighted) mean over `data` of each weight's squared per-example loss gradient."
-    w = torch.ones(len(data[0])) if weights is None else torch.as_tensor(weights).float()   # (n,)
+    dtype = next(model.parameters()).dtype                                        # float64 models too
+    w = torch.ones(len(data[0]), dtype=dtype) if weights is None else torch.as_tensor(weights).to(dtype)   # (n,)
     if len(w) != len(data[0]): raise ValueError(f"{len(w)} weights for {len(data[0])} examples")
     imp = {}
     for g, wb in zip(per_example_grads(model, task, data, batch_size=batch_size), w.split(batch_size)):
@@ -389,7 +390,9 @@ def fisher_diagonal(model: nn.Module, task, data: tuple, weights: torch.Tensor |
 def loss_gradient(model: nn.Module, task, data: tuple, weights: torch.Tensor | None = None, batch_size: int = 256) -> dict:
     "Gradient of the (weighted) mean loss over all of `data` at the current weights: {name: tensor} for the trainable ones."
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    w = torch.ones(len(data[0])) if weights is None else torch.as_tensor(weights).float()   # (n,)
+    if not named: raise ValueError("the model has no trainable parameters to take gradients of (all requires_grad=False)")
+    dtype = next(model.parameters()).dtype                                        # float64 models too
+    w = torch.ones(len(data[0]), dtype=dtype) if weights is None else torch.as_tensor(weights).to(dtype)   # (n,)
     if len(w) != len(data[0]): raise ValueError(f"{len(w)} weights for {len(data[0])} examples")
     grads = {n: torch.zeros_like(p) for n, p in named.items()}
     with eval_mode(model):
@@ -406,12 +409,15 @@ def parametrised_layers(model: nn.Module) -> list:
 
 
 def reinit_layers(layers: list, seed: int) -> None:
-    "Re-initialise each (name, module) of `layers` with its own `reset_parameters()` from `seed`; the global RNG is left as it was."
+    "Re-initialise each (name, module) of `layers` with its own `reset_parameters()` from `seed`, frozen parameters kept; the global RNG is left as it was."
     for n, m in layers:
         if not callable(getattr(m, "reset_parameters", None)):
             raise ValueError(f"layer {n!r} ({type(m).__name__}) has no reset_parameters() to re-initialise it with")
+    frozen = [(p, p.detach().clone()) for _, m in layers for p in m.parameters(recurse=False) if not p.requires_grad]
     cuda = sorted({p.device.index for _, m in layers for p in m.parameters(recurse=False) if p.device.type == "cuda"})
     with torch.random.fork_rng(devices=cuda):            # 1. the global RNG state is restored on exit
         torch.default_generator.manual_seed(seed)         # 2. reset_parameters draws from the global RNG
         for d in cuda: torch.cuda.default_generators[d].manual_seed(seed)
         for _, m in layers: m.reset_parameters()          # 3. each layer's own initialisation, in order
+    with torch.no_grad():                                 # 4. a frozen parameter (requires_grad=False) is the caller's
+        for p, kept in frozen: p.copy_(kept)
