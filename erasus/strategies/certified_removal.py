@@ -66,7 +66,7 @@ def certification_budget(sigma: float, epsilon: float, delta: float) -> float:
 @register_strategy(family="parameter", kinds=["classification"],
                    paper="Guo, Goldstein, Hannun, van der Maaten, ICML 2020 (certified removal)",
                    presets={"one_step": dict(newton_steps=1)})
-def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, perturbed: bool = False,
+def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, noise: torch.Tensor | None = None,
                       sigma: float = 10.0, epsilon: float = 1.0, delta: float = 1e-4, spent: float = 0.0):
     "Newton removal on the L2-regularised softmax last layer (features fixed), with the certified-removal residual bound."
     if not lam > 0: raise ValueError(f"lam must be positive (the head must be strongly convex), got {lam}")
@@ -86,14 +86,23 @@ def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, per
     Xr, yr = head_inputs(model, problem.retain[0]), problem.retain[1]                # (n_r, D), (n_r,)
     W0 = torch.cat([head.weight, head.bias[:, None]], 1).detach().double()          # (C, D)
     reg = lam * problem.n_retain
-    # 2. b = 0 (Newton toward the retain optimum), or the head's leftover full-data gradient taken as the
-    #    objective-perturbation noise: -(grad L_r(W0) + Delta), Delta the removed points' part (selector-weighted)
+    # 2. b: the objective-perturbation noise the head was trained with (L(W; D) + <b, W>), given by the caller, or 0
     b = torch.zeros_like(W0)
-    if perturbed:
+    if noise is not None:
+        if not torch.is_tensor(noise) or tuple(noise.shape) != (C, D):
+            raise ValueError(f"noise must be the ({C}, {D}) tensor b the head was trained with (L + <b, W>, bias in the "
+                             f"last column), got {tuple(noise.shape) if torch.is_tensor(noise) else type(noise).__name__}")
+        b = check_finite(noise.detach().to(W0), "noise").clone()
+        z, k = float(b.pow(2).sum()) / sigma ** 2, C * D     # |b|^2 / sigma^2 is chi-squared with C*D degrees of freedom
+        if abs(z - k) > 6 * math.sqrt(2 * k):
+            raise ValueError(f"noise does not look like N(0, sigma^2 I) draws with sigma={sigma}: |b|^2 / sigma^2 = "
+                             f"{z:.3g}, expected {k} +- {math.sqrt(2 * k):.3g}; pass the sigma it was drawn with")
+        # was the head trained to the minimum of the perturbed loss? its residual there counts against the budget
         Xf, wf = head_inputs(model, problem.forget[0]), problem.weighted_forget()[-1].double()  # (n_f, D), (n_f,)
-        delta_f = softmax_head_grad(W0, Xf, problem.forget[1], lam * float(wf.sum()), wf)      # (C, D)
-        b = -(softmax_head_grad(W0, Xr, yr, reg) + delta_f)
-    # 3. Newton steps on L_r(W) + <b, W>: W <- W - H_r(W)^-1 (grad L_r(W) + b); the first is W0 + H_r^-1 Delta
+        start = float((softmax_head_grad(W0, Xr, yr, reg) + b
+                       + softmax_head_grad(W0, Xf, problem.forget[1], lam * float(wf.sum()), wf)).norm())
+    # 3. Newton steps on L_r(W) + <b, W>: W <- W - H_r(W)^-1 (grad L_r(W) + b); from a perturbed optimum the first
+    #    is W0 + H_r^-1 Delta
     #    until a step no longer moves any weight by float32's resolution of the largest one
     W, steps = W0, 0
     while steps < newton_steps:
@@ -110,7 +119,10 @@ def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, per
     # 5. the certificate: the residual actually left, and the bound beta that the paper certifies with
     residual = float((softmax_head_grad(new.double(), Xr, yr, reg) + b).norm())
     rounding = (float(torch.linalg.matrix_norm(Xr, 2)) ** 2 / 2 + reg) * float((new.double() - W).norm())  # float32 storage
-    beta = spent + residual_bound(V, Xr) + rounding
+    beta = spent + residual_bound(V, Xr) + rounding + (start if noise is not None else 0.0)
     budget = certification_budget(sigma, epsilon, delta)
-    return model, dict(steps=steps, residual=residual, beta=beta, budget=budget,
-                       within_budget=beta <= budget, certified=bool(perturbed and beta <= budget))
+    # certified only with the training noise given; without it nothing is verified, whatever beta says
+    return model, dict(steps=steps, examples_seen=problem.n_retain + (problem.n_forget if noise is not None else 0),
+                       residual=residual, beta=beta, cert_budget=budget, within_budget=beta <= budget,
+                       start_residual=start if noise is not None else None,
+                       certified=bool(noise is not None and beta <= budget))

@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import torch
 
-from ..core import epoch_batches, optimise, register_strategy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import optimise, register_strategy
+
 
 # %% auto #0
 __all__ = ['finetune']
 
 # %% ../../nbs/strategies/10_finetune.ipynb #6427708b
-@register_strategy(family="data", paper="Golatkar et al., CVPR 2020; Warnecke et al., NDSS 2023 (fine-tune baseline)")
-def finetune(problem, *, lr: float = 1e-2, epochs: int = 5, batch_size: int = 64, optimizer: str = "adam",
-             weight_decay: float = 0.0):
-    "Fine-tune on the retain set only for a few epochs."
+@register_strategy(family="data", paper="Golatkar et al., CVPR 2020; Warnecke et al., NDSS 2023 (fine-tune baseline)",
+                   space=dict(lr=("log", 1e-3, 1e-1), epochs=("int", 1, 20), batch_size=("cat", [32, 64, 128])),
+                   knobs=("steps", "lr"))
+def finetune(problem, *, lr: float = 1e-2, steps: int | None = None, epochs: int = 5, batch_size: int = 64,
+             optimizer: str = "adam", weight_decay: float = 0.0, target_acc: float | str | None = "oracle"):
+    "Fine-tune on the retain set only, until the whole forget set is where a retrained model would be."
     model = problem.clone_model()
-    # 1. shuffled passes over D_r, 2. plain descent on the retain loss
-    stream = epoch_batches(problem.retain, batch_size, epochs, problem.generator(offset=10))
+    # 1. a step budget from the retain set: `epochs` passes over D_r, as an endless shuffled stream
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size, over="retain")
+    stream = problem.retain_stream(batch_size, offset=10)
+    # 2. plain descent on the retain loss, 3. stopped once the whole forget set is at the oracle level, checked once
+    #    per pass over D_r: fitting D_r can dip the forget set for a few steps before it recovers, a dip not to stop on
+    stop = stop_rule(problem, target_acc, batch_size, every=min(budget, -(-problem.n_retain // batch_size)))
     return model, optimise(model, problem.task.loss, stream, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                           where="retain loss")
+                           max_steps=budget, warmup_steps=warmup_steps(budget), stop=stop, where="retain loss")
+

@@ -8,21 +8,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core import epoch_batches, optimise, parametrised_layers, register_strategy, reinit_layers
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import optimise, parametrised_layers, register_strategy, reinit_layers
+
 
 # %% auto #0
 __all__ = ['layer_freezing']
 
 # %% ../../nbs/strategies/11_layer_freezing.ipynb #20371ab0
 @register_strategy(family="data", paper="Goel et al., arXiv 2022 (CF-k, EU-k)",
-                   presets={"cf": dict(mode="cf"), "eu": dict(mode="eu")})
-def layer_freezing(problem, *, mode: str = "eu", layers: int = 1, lr: float = 1e-2, epochs: int = 5, batch_size: int = 64,
-                   optimizer: str = "adam"):
+                   presets={"cf": dict(mode="cf"), "eu": dict(mode="eu")},
+                   space=dict(lr=("log", 1e-3, 1e-1), epochs=("int", 1, 20), layers=("int", 1, 3)),
+                   knobs=("steps", "layers", "lr"))
+def layer_freezing(problem, *, mode: str = "eu", layers: int = 1, lr: float = 1e-2, steps: int | None = None,
+                   epochs: int = 5, batch_size: int = 64, optimizer: str = "adam",
+                   target_acc: float | str | None = "oracle"):
     "Freeze all but the last k = `layers` layers and train those on the retain set, re-initialised first (EU-k) or not (CF-k)."
     if mode not in ("eu", "cf"): raise ValueError(f"mode must be 'eu' or 'cf', got {mode!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 (0 would leave the model as it is), got {epochs!r}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+    budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size, over="retain")
     model, task = problem.clone_model(), problem.task
     found = parametrised_layers(model)
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= len(found):
@@ -32,20 +36,27 @@ def layer_freezing(problem, *, mode: str = "eu", layers: int = 1, lr: float = 1e
     seed = int(torch.randint(2**62, (1,), generator=gen))  # drawn in both modes, so CF and EU see the same batches
     # 1. EU-k: the last k = `layers` layers start again from their own initialisation
     if mode == "eu": reinit_layers(last, seed)
-    # 2. freeze the rest: no gradient, and eval mode for every other module with parameters or buffers
+    # 2. freeze the rest: no gradient, and eval mode for every other module with parameters or buffers;
+    #    a parameter the caller froze (requires_grad=False) stays frozen in the last k layers too
+    flags = {p: p.requires_grad for p in model.parameters()}
     trained = {id(m) for _, m in last}
-    params = [p for _, m in last for p in m.parameters(recurse=False)]
+    params = [p for _, m in last for p in m.parameters(recurse=False) if flags[p]]
     still = [m for m in model.modules() if id(m) not in trained
              and next(m.parameters(recurse=False), next(m.buffers(recurse=False), None)) is not None]
-    flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters(): p.requires_grad_(False)
     for p in params: p.requires_grad_(True)
     def objective(m, batch):
         for f in still: f.training = False  # one module at a time: a trained child keeps train mode
         return task.loss(m, batch)
-    # 3. plain descent on the retain loss, for the last k layers only
-    stream = epoch_batches(problem.retain, batch_size, epochs, gen)
-    try: log = optimise(model, objective, stream, lr=lr, optimizer=optimizer, params=params, where="retain loss")
+    # 3. plain descent on the retain loss, for the last k layers only, over an endless retain stream; CF-k stops at
+    #    the oracle level (checked once per pass over D_r), EU-k spends its budget: a fresh head is at 0 on a removed
+    #    class before it has fitted anything, so reaching the target says nothing about D_r there
+    stream = problem.retain_stream(batch_size, offset=11)
+    rule = stop_rule(problem, target_acc, batch_size, every=min(budget, -(-problem.n_retain // batch_size)))
+    stop = rule if mode == "cf" else None
+    try: log = optimise(model, objective, stream, lr=lr, optimizer=optimizer, params=params, max_steps=budget,
+                        warmup_steps=warmup_steps(budget), stop=stop, where="retain loss")
     finally:
         for p, flag in flags.items(): p.requires_grad_(flag)  # hand back a model that trains like the input
     return model, dict(log, trained=[n for n, _ in last])
+

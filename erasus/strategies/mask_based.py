@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from ..core import check_finite, epoch_batches, fisher_diagonal, optimise, register_strategy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import check_finite, fisher_diagonal, optimise, register_strategy
 from ..metrics import accuracy
+
 
 # %% auto #0
 __all__ = ['fisher_mask', 'mask_based']
@@ -29,12 +31,18 @@ def fisher_mask(imp_f: dict, imp_r: dict | None = None, ratio: float = 0.03, eps
 
 # %% ../../nbs/strategies/47_mask_based.ipynb #210f7e65
 @register_strategy(family="parameter", kinds=["classification"], paper="Liu, Sun, Wu, Zhou, arXiv 2023 (Fisher masking); Ma et al., TDSC 2022",
-                   presets={"forget_only": dict(relative=False)})
-def mask_based(problem, *, ratio: float = 0.03, relative: bool = True, eps: float = 1e-8, repair_epochs: int = 1,
-               lr: float = 1e-3, batch_size: int = 64, optimizer: str = "adam"):
+                   presets={"forget_only": dict(relative=False)},
+                   space=dict(ratio=("log", 0.003, 0.2), lr=("log", 1e-4, 1e-2), repair_epochs=("int", 0, 5)),
+                   knobs=("ratio", "steps"))
+def mask_based(problem, *, ratio: float = 0.03, relative: bool = True, eps: float = 1e-8, steps: int | None = None,
+               repair_epochs: int = 1, lr: float = 1e-3, batch_size: int = 64, optimizer: str = "adam",
+               target_acc: float | str | None = "oracle"):
     "Zero the weights with the largest forget-set Fisher information (relative to the retain set), then repair on D_r."
     if isinstance(repair_epochs, bool) or not isinstance(repair_epochs, int) or repair_epochs < 0:
         raise ValueError(f"repair_epochs must be an int >= 0, got {repair_epochs!r}")
+    # the repair's budget: `steps`, or `repair_epochs` passes over D_r (none when repair_epochs=0)
+    budget = None if steps is None and repair_epochs == 0 else step_budget(
+        problem, steps, epochs=max(repair_epochs, 1), batch_size=batch_size, over="retain")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
     model, task = problem.clone_model(), problem.task
     # 1. diagonal Fisher on D_f (selector weights) and, for the relative score, on D_r
@@ -50,16 +58,22 @@ def mask_based(problem, *, ratio: float = 0.03, relative: bool = True, eps: floa
     with torch.no_grad():
         zeroed = sum(int((named[n][m == 0] != 0).sum()) for n, m in keep.items())
         for n, m in keep.items(): named[n].mul_(m)
-    if zeroed == 0 and repair_epochs == 0:
+    if zeroed == 0 and budget is None:
         raise ValueError(f"mask_based: the {ratio:.1%} of weights selected are already zero and repair_epochs=0; "
                          "raise ratio or repair_epochs")
     where = lambda stage: dict(stage=stage, forget_acc=accuracy(model, task, problem.forget),
                                retain_acc=accuracy(model, task, problem.retain))
     trajectory = [where("masked")]
-    # 3. repair on D_r; masks multiply every gradient, so the zeroed weights stay exactly 0
-    stream = epoch_batches(problem.retain, batch_size, repair_epochs, problem.generator(offset=47))
-    log = optimise(model, lambda m, b: task.loss(m, b), stream, lr=lr, optimizer=optimizer, masks=keep,
-                   weight_decay=0.0, where="repair loss")
-    if repair_epochs: trajectory.append(where("repaired"))
+    # 3. repair on D_r; masks multiply every gradient, so the zeroed weights stay exactly 0. It stops at the oracle
+    #    level, checked once per pass over D_r: when the masking alone got there, after one pass of repair
+    log = dict(steps=0, budget=0, examples_seen=0, stopped=False, losses=[])
+    if budget is not None:
+        stream = problem.retain_stream(batch_size, offset=47)
+        stop = stop_rule(problem, target_acc, batch_size, every=min(budget, -(-problem.n_retain // batch_size)))
+        log = optimise(model, lambda m, b: task.loss(m, b), stream, lr=lr, optimizer=optimizer, masks=keep,
+                       weight_decay=0.0, max_steps=budget, warmup_steps=warmup_steps(budget), stop=stop,
+                       where="repair loss")
+        trajectory.append(where("repaired"))
+    log["examples_seen"] += problem.n_forget + (problem.n_retain if relative else 0)   # the Fisher passes' gradients
     masked = sum(int((m == 0).sum()) for m in keep.values())
     return model, dict(log, masked=masked, share=masked / sum(m.numel() for m in keep.values()), trajectory=trajectory)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core import epoch_batches, optimise, register_strategy
+from ..budgets import step_budget, stop_rule, warmup_steps
+from ..core import optimise, register_strategy
+
 
 # %% auto #0
 __all__ = ['sparse_weights', 'weight_l1', 'magnitude_masks', 'sparse_aware']
@@ -38,16 +40,18 @@ def magnitude_masks(model: nn.Module, sparsity: float) -> dict:
 
 # %% ../../nbs/strategies/12_sparse_aware.ipynb #9c384295
 @register_strategy(family="data", paper="Jia et al., NeurIPS 2023 (l1-sparse unlearning; prune first, then unlearn)",
-                   presets={"prune": dict(mode="prune", gamma=0.0)})
-def sparse_aware(problem, *, gamma: float = 5e-4, lr: float = 1e-2, epochs: int = 5, batch_size: int = 64,
-                 optimizer: str = "adam", mode: str = "l1", sparsity: float = 0.8):
+                   presets={"prune": dict(mode="prune", gamma=0.0), "paper": dict(optimizer="sgd", lr=0.01, epochs=10)},
+                   space=dict(gamma=("log", 1e-5, 1e-2), lr=("log", 1e-3, 1e-1), epochs=("int", 1, 20)),
+                   knobs=("steps", "gamma", "lr"))
+def sparse_aware(problem, *, gamma: float = 5e-4, lr: float = 1e-2, steps: int | None = None, epochs: int = 5,
+                 batch_size: int = 64, optimizer: str = "adam", mode: str = "l1", sparsity: float = 0.8,
+                 target_acc: float | str | None = "oracle"):
     "Fine-tune on the retain set plus gamma_t * ||w||_1, gamma_t decaying linearly to 0; mode='prune' prunes first."
     if not gamma >= 0: raise ValueError(f"gamma must be >= 0, got {gamma}")
     if not 0 <= sparsity < 1: raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     if mode not in ("l1", "prune"): raise ValueError(f"mode must be 'l1' or 'prune', got {mode!r}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r} (with no step the model would be unchanged)")
+    total = step_budget(problem, steps, epochs=epochs, batch_size=batch_size, over="retain")   # T, the number of steps
     model, task = problem.clone_model(), problem.task
     if not sparse_weights(model):
         raise ValueError("sparse_aware needs weight matrices (trainable parameters with 2+ dimensions); the model has none")
@@ -56,16 +60,17 @@ def sparse_aware(problem, *, gamma: float = 5e-4, lr: float = 1e-2, epochs: int 
     if masks:
         with torch.no_grad():
             for n, p in sparse_weights(model).items(): p.mul_(masks[n])
-    # 2. shuffled passes over D_r: finetune's batches (same generator offset), so gamma=0 in mode "l1" is finetune
-    stream = epoch_batches(problem.retain, batch_size, epochs, problem.generator(offset=10))
-    total = epochs * -(-problem.n_retain // batch_size)          # T, the number of steps
+    # 2. a retain stream with finetune's batches (same generator offset) and finetune's stop rule (the oracle level,
+    #    checked once per pass over D_r), so gamma=0 in mode "l1" is finetune
+    stream = problem.retain_stream(batch_size, offset=10)
+    stop = stop_rule(problem, target_acc, batch_size, every=min(total, -(-problem.n_retain // batch_size)))
     # 3. L_r + gamma_t * ||w||_1 with gamma_t = gamma * (1 - t / T)
     def objective(m, step_batch):
         t, batch = step_batch
         loss = task.loss(m, batch)
         return loss + gamma * (1 - t / total) * weight_l1(m) if gamma > 0 else loss
-    log = optimise(model, objective, enumerate(stream), lr=lr, optimizer=optimizer, masks=masks,
-                   where="l1-sparse retain loss")
+    log = optimise(model, objective, enumerate(stream), lr=lr, optimizer=optimizer, masks=masks, max_steps=total,
+                   warmup_steps=warmup_steps(total), stop=stop, where="l1-sparse retain loss")
     log["weight_l1"] = float(weight_l1(model).detach())
     if masks: log["pruned"] = sum(int((m == 0).sum()) for m in masks.values())
     return model, log

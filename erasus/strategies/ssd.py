@@ -5,12 +5,17 @@
 # %% ../../nbs/strategies/40_ssd.ipynb #0f296adf
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from ..budgets import RETAIN_DROP, UnlearningWarning, measure
 from ..core import check_finite, fisher_diagonal, register_strategy
+from ..data import subset
+
 
 # %% auto #0
-__all__ = ['dampening_factors', 'ssd']
+__all__ = ['dampening_factors', 'scaled_alpha', 'ssd']
 
 # %% ../../nbs/strategies/40_ssd.ipynb #ba4b183f
 def dampening_factors(imp_train: dict, imp_forget: dict, alpha: float = 10.0, lam: float = 1.0) -> dict:
@@ -24,29 +29,60 @@ def dampening_factors(imp_train: dict, imp_forget: dict, alpha: float = 10.0, la
     return out
 
 # %% ../../nbs/strategies/40_ssd.ipynb #0c76dfad
+def scaled_alpha(kappa: float, rho: float) -> float:
+    "SSD's alpha for which []_f > alpha []_D says []_f > kappa []_r, when D_f is a share rho of D."
+    return kappa / (1 - rho + kappa * rho)
+
+
 @register_strategy(family="parameter", kinds=["classification"], paper="Foster, Schoepf, Brintrup, AAAI 2024 (SSD)",
-                   presets={"paper": dict(alpha=10.0, lam=1.0)})
-def ssd(problem, *, alpha: float = 3.5, lam: float = 0.1, batch_size: int = 256):
-    "Selective Synaptic Dampening: shrink the weights far more important to the forget set than to the training data."
-    if not alpha > 0: raise ValueError(f"alpha must be positive, got {alpha}")
+                   presets={"paper": dict(alpha=10.0, lam=1.0, guard=None)},
+                   space=dict(kappa=("log", 1.5, 50.0), lam=("log", 0.01, 1.0)), knobs=("kappa", "lam"))
+def ssd(problem, *, kappa: float = 5.0, alpha: float | None = None, lam: float = 0.1, guard: float | None = RETAIN_DROP,
+        batch_size: int = 256):
+    "Selective Synaptic Dampening: shrink the weights far more important to the forget set than to the rest of the data."
+    if not kappa > 1: raise ValueError(f"kappa must be > 1 (a weight more important to the forget set), got {kappa}")
+    if alpha is not None and not alpha > 0: raise ValueError(f"alpha must be positive, got {alpha}")
     if not lam >= 0: raise ValueError(f"lam must be non-negative, got {lam}")
+    if guard is not None and not 0 <= guard < 1: raise ValueError(f"guard must be in [0, 1) or None, got {guard}")
     model, task = problem.clone_model(), problem.task
     w_f = problem.forget_weights if problem.forget_weights is not None else torch.ones(problem.n_forget)
-    # 1. importances on the training data D = D_f + D_r and on D_f (selector weights on the forget examples)
-    train = tuple(torch.cat([f, r]) for f, r in zip(problem.forget, problem.retain))
-    imp_train = fisher_diagonal(model, task, train, torch.cat([w_f.float(), torch.ones(problem.n_retain)]), batch_size)
+    # 1. importances on D_f (selector weights on the forget examples) and D_r; on D = D_f + D_r their weighted mean
     imp_forget = fisher_diagonal(model, task, problem.forget, w_f, batch_size)
-    for imp, where in ((imp_train, "training-set importance"), (imp_forget, "forget-set importance")):
+    imp_retain = fisher_diagonal(model, task, problem.retain, None, batch_size)
+    for imp, where in ((imp_forget, "forget-set importance"), (imp_retain, "retain-set importance")):
         check_finite(sum(v.sum() for v in imp.values()), where)         # NaN gradients must not pass silently
-    # 2. one factor per weight, 1 for those not selected
-    beta = dampening_factors(imp_train, imp_forget, alpha, lam)
+    rho = float(w_f.sum()) / (float(w_f.sum()) + problem.n_retain)      # the forget set's share of D
+    imp_train = {n: rho * imp_forget[n] + (1 - rho) * imp_retain[n] for n in imp_forget}
+    # 2. the threshold: the paper's alpha if given, else the alpha that means []_f > kappa []_r at this rho
+    a = scaled_alpha(kappa, rho) if alpha is None else alpha
+    beta = dampening_factors(imp_train, imp_forget, a, lam)
     if all(bool((b == 1).all()) for b in beta.values()):                  # a silent no-op would be a lie
-        raise ValueError(f"ssd selected no weight at alpha={alpha}: none is alpha times more important to the forget "
-                         f"set than to the training data (the forget set is {problem.n_forget} of "
-                         f"{problem.n_forget + problem.n_retain} examples); lower alpha")
-    # 3. theta <- beta * theta (multiplying by exactly 1 leaves a weight bitwise unchanged)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in beta: p.mul_(beta[n])
+        raise ValueError(f"ssd selected no weight at alpha={a:.3g}: none is alpha times more important to the forget "
+                         f"set than to the training data (the forget set is {rho:.1%} of it, so alpha must stay below "
+                         f"{1 / rho:.3g}); lower " + ("kappa" if alpha is None else "alpha"))
+    # 3. theta <- beta * theta (multiplying by exactly 1 leaves a weight bitwise unchanged); with a guard, while
+    #    retain accuracy falls by more than `guard`, double the threshold and dampen again from the original weights
+    named, orig = dict(model.named_parameters()), {n: p.detach().clone() for n, p in model.named_parameters()}
+    keep = problem.retain if problem.n_retain <= 2048 else subset(problem.retain, torch.randperm(
+        problem.n_retain, generator=problem.generator(offset=40))[:2048])
+    before = measure(problem.model, task, keep, "forget_acc") if guard is not None else None
+    tries = 0
+    while True:
+        with torch.no_grad():
+            for n, p in named.items():
+                if n in beta: p.copy_(orig[n] * beta[n])
+        tries += 1
+        if guard is None or before - measure(model, task, keep, "forget_acc") <= guard: break
+        a = min(2 * a, 1 / rho) if a < 1 / rho else 2 * a               # 4. more selective: fewer, surer weights
+        beta = dampening_factors(imp_train, imp_forget, a, lam)
+        if all(bool((b == 1).all()) for b in beta.values()):
+            with torch.no_grad():
+                for n, p in named.items(): p.copy_(orig[n])
+            warnings.warn(f"ssd: every selection cost more than {guard:.0%} retain accuracy, so it left the model as "
+                          f"it was (SSD forgets classes, not examples that look like the rest); lower guard or kappa",
+                          UnlearningWarning)
+            break
     dampened = sum(int((b < 1).sum()) for b in beta.values())
-    return model.eval(), dict(steps=0, dampened=dampened, share=dampened / sum(b.numel() for b in beta.values()))
+    return model.eval(), dict(steps=0, examples_seen=problem.n_forget + problem.n_retain, alpha=a, rho=rho, tries=tries,
+                              dampened=dampened, share=dampened / sum(b.numel() for b in beta.values()))
+
