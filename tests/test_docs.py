@@ -1,7 +1,9 @@
 """The offline docs build (nbdev's notebook processing + smalldocs, tools/docs.py): every notebook becomes a page."""
+import os
 import re
 import sys
-from pathlib import Path
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -27,7 +29,7 @@ def test_every_notebook_is_a_page(site):
     assert len(nbs) > 10
     missing = [str(nb) for nb in nbs if not (site.out / nb.with_suffix(".html")).exists()]
     assert not missing, f"notebooks with no page: {missing}"
-    for section in ("core", "strategies/index", "selectors/index", "benchmarks/index", "leaderboards/index"):
+    for section in ("modules", "strategies/index", "selectors/index", "benchmarks/index", "leaderboards/index"):
         assert (site.out / f"{section}.html").exists()
     assert not site.warnings, site.warnings
 
@@ -59,3 +61,48 @@ def test_core_page(site):
     text = re.sub(r"<[^>]+>", "", core)
     assert 'id="registry"' in core and re.search(r'<code class="sourceCode python">.*Registry\(', core)
     assert "#|" not in text and "from fastcore.test import" not in text
+
+
+def pages(site) -> dict:
+    "Every built page's HTML, by its path in the site."
+    return {p.relative_to(site.out).as_posix(): p.read_text(encoding="utf-8") for p in site.out.rglob("*.html")}
+
+
+def test_pages_are_offline_and_render_math(site):
+    "No page loads a script or stylesheet from the network (KaTeX came from a CDN); maths is MathML, not raw TeX."
+    html = pages(site)
+    external = {name: re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(?:https?:)?//[^"]*"', page) for name, page in html.items()}
+    external = {k: v for k, v in external.items() if v}
+    assert not external, external
+    with_math = {name for name, page in html.items() if 'class="math ' in page}
+    assert {"02a_budgets.html", "strategies/21_negative_gradient.html"} <= with_math
+    for name in with_math:
+        spans = re.findall(r'<span class="math (?:inline|display)">(.*?)</span>', html[name], re.S)
+        raw = [s for s in spans if not s.startswith("<math")]  # KaTeX's \(...\) delimiters, left for a script
+        assert not raw, (name, raw[:3])
+        untranslated = re.findall(r">([^<]*\\[A-Za-z|][^<]*)<", "".join(spans))  # a TeX command MathML would show as text
+        assert not untranslated, (name, untranslated[:3])
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in html["strategies/21_negative_gradient.html"]
+
+
+def test_links_stay_in_the_offline_site(site):
+    "Cross-references (nbdev writes the published site's address and page names) lead to this build's own pages."
+    base = "https://erasus.github.io/erasus/"
+    missing = []
+    for name, page in pages(site).items():
+        assert f'href="{base}' not in page, (name, re.findall(f'href="{re.escape(base)}[^"]*', page)[:3])
+        for href in re.findall(r'href="([^"#:?]+\.html)[#"?]', page):
+            if not (site.out / os.path.normpath(os.path.join(os.path.dirname(name), href))).exists(): missing.append((name, href))
+    assert not missing, missing[:10]
+    assert 'href="05_api.html#unlearn"' in (site.out / "index.html").read_text(encoding="utf-8")
+
+
+def test_no_two_sources_share_a_page_in_the_real_build():
+    "The real build names a notebook's page after it, less its number (nbdev's output-file): `00_core` is `core.html`."
+    names = defaultdict(list)
+    for p in sorted([*NBS.rglob("*.ipynb"), *NBS.rglob("*.qmd")]):
+        rel = PurePosixPath(p.relative_to(NBS).as_posix())
+        if not any(s[0] in "_." for s in rel.parts): names[docs.published_name(rel)].append(str(rel))
+    assert len(names) > 10
+    shared = {str(k): v for k, v in names.items() if len(v) > 1}
+    assert not shared, shared

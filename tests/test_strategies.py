@@ -31,7 +31,7 @@ def fast(name) -> dict:
 # Strategies whose effect depends on the forget set's share of the training data, so that the small 40/300
 # problem can legitimately select nothing: name -> reason. They run the quick checks on the full class scenario.
 NEEDS_FULL_PROBLEM = {
-    "ssd": "SSD selects weights with I_f > alpha * I_D, which needs |D_f| / |D| well below 1 / alpha and enough forget "
+    "ssd": "SSD selects weights whose forget importance exceeds kappa times their retain importance, which needs enough forget "
            "examples for the importances to be stable; on the first 40 zeros no weight qualifies (and ssd says so)",
 }
 
