@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+from . import __version__
 from .api import BUDGET_MODES
 from .core import BENCHMARKS, METRICS, SELECTORS, STRATEGIES
 
 # %% auto #0
-__all__ = ['REGISTRIES', 'list_table', 'parse_hparams', 'build_parser', 'main']
+__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser', 'bench_table', 'main']
 
 # %% ../nbs/07_cli.ipynb #d9ea0158
 REGISTRIES = dict(strategies=STRATEGIES, selectors=SELECTORS, metrics=METRICS, benchmarks=BENCHMARKS)
@@ -31,10 +33,39 @@ def list_table(kind: str, pattern: str = "*"):
     return pd.DataFrame(rows).fillna("")  # a column only some entries have (presets, needs) is blank elsewhere
 
 # %% ../nbs/07_cli.ipynb #79645c6c
-def _left(t) -> str:
-    "A table as text with every column left-aligned (names and summaries read better that way)."
-    widths = {c: max(len(str(c)), *(len(str(v)) for v in t[c])) for c in t}
-    return t.to_string(index=False, justify="left", formatters={c: (lambda v, w=w: f"{str(v):<{w}}") for c, w in widths.items()})
+WIDTH = 120  # columns a printed table fits in, unless --wide
+
+
+def _cut(s, w: int) -> str:
+    "`s` as text, cut to `w` characters with an ellipsis when longer."
+    s = str(s)
+    return s if len(s) <= w else s[:max(w - 1, 0)] + "…"
+
+
+def _fit(widths: dict, width: int, keep=(), weights=None) -> dict:
+    "Column widths that fit `width` (2 spaces between columns): short columns keep theirs, long ones share the rest."
+    # 1. what is left for the columns that may be cut, after the kept ones and the gaps
+    out = {c: w for c, w in widths.items() if c in keep}
+    free = width - 2 * (len(widths) - 1) - sum(out.values())
+    weights = weights or {}
+    todo = sorted((c for c in widths if c not in keep), key=lambda c: widths[c] / weights.get(c, 1))
+    # 2. narrowest first (for its weight): a column needing less than its share keeps its width, the rest is shared on
+    for i, c in enumerate(todo):
+        share = free * weights.get(c, 1) // sum(weights.get(d, 1) for d in todo[i:])
+        out[c] = max(min(widths[c], share), min(widths[c], len(c)))  # never narrower than the column's name
+        free -= out[c]
+    return {c: out[c] for c in widths}
+
+
+def _left(t, width: int | None = WIDTH) -> str:
+    "A table as text, every column left-aligned; with `width`, long cells are cut with … so rows fit it."
+    cols = [str(c) for c in t.columns]
+    cells = [[str(v) for v in row] for row in t.itertuples(index=False)]
+    widths = {c: max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(cols)}
+    keep = [c for c in cols if c == cols[0] or widths[c] <= 16]  # names and short labels (family, kinds) in full
+    if width: widths = _fit(widths, width, keep=keep, weights=dict(summary=3))  # of the rest, summaries get the most
+    line = lambda vals: "  ".join(_cut(v, widths[c]).ljust(widths[c]) for c, v in zip(cols, vals)).rstrip()
+    return "\n".join([line(cols), *(line(r) for r in cells)])
 
 
 def _csv(s: str) -> list: return [x.strip() for x in s.split(",") if x.strip()]
@@ -98,11 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     "The `erasus` argument parser."
     fmt = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p = argparse.ArgumentParser(prog="erasus", description="Machine unlearning benchmarks against a retrain oracle.", **fmt)
+    p.add_argument("--version", action="version", version=f"erasus {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="show a registry as a table", **fmt)
     ls.add_argument("kind", choices=list(REGISTRIES))
     ls.add_argument("pattern", nargs="?", default="*", help="wildcard on names, e.g. 'neg*'")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.add_argument("--wide", action="store_true", help=f"every cell in full (default: long cells cut to fit {WIDTH} columns)")
     b = sub.add_parser("bench", help="run a benchmark grid", **fmt)
     b.add_argument("benchmark", help="a registered benchmark, e.g. digits")
     b.add_argument("--scenario", "--scenarios", dest="scenarios", default="class", help="comma-separated scenarios")
@@ -122,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--retry-errors", action="store_true", help="rerun rows that ended in an error")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
+    b.add_argument("--wide", action="store_true", help=f"every column and interval (default: the key columns, in {WIDTH} columns)")
     _add_tune(sub)
     return p
 
@@ -162,23 +196,58 @@ def _rows_in(path) -> str:
     except (OSError, ValueError): return "no readable"
 
 
-def main(argv: list | None = None) -> int:
-    "Entry point of the `erasus` command."
+KEY_COLS = ("scenario", "strategy", "variant", "selector", "fraction", "seeds", "avg_gap", "forget_acc", "retain_acc",
+            "test_acc", "mia", "steps", "seconds")
+MIN_SECONDS = 0.05  # a speed-up is shown only where the unlearning took at least this long (below: timer and start-up noise)
+
+
+def _steady_speedup(summary, t):
+    "Blank the speed-up where the unlearning was too short to time, or where its 95% interval is wider than its mean."
+    # 1. retrain's speed-up is 1 by definition; elsewhere a ratio of sub-50 ms timings swings between identical runs
+    if "speedup" not in t or "seconds" not in summary: return t
+    noisy = (summary["seconds"] < MIN_SECONDS) | (summary.get("speedup_ci", 0) > summary["speedup"])
+    t.loc[noisy & (summary["strategy"] != "retrain"), "speedup"] = "-"
+    return t
+
+
+def bench_table(summary, wide: bool = False, width: int = WIDTH):
+    "The printed bench table: every column (`wide`), or the key columns fitted to `width`, dropping ± intervals first."
+    from erasus.bench import format_table
+    t = format_table(summary)
+    if t.empty: return t
+    if wide: return _steady_speedup(summary, t)
+    # 1. the key columns; then, while too wide, means without their interval (avg_gap's last), then fewer columns
+    t = t[[c for c in KEY_COLS if c in t]]
+    bare = lambda col: [v.split(" ± ")[0] for v in col]
+    for c in ["steps", "seconds", "mia", "test_acc", "retain_acc", "forget_acc", "avg_gap"]:
+        if _width(t) <= width: break
+        if c in t: t[c] = bare(t[c])
+    for c in ["steps", "mia", "seconds"]:
+        if _width(t) <= width: break
+        t = t.drop(columns=c)
+    return t
+
+
+def _width(t) -> int: return max(len(line) for line in t.to_string(index=False).splitlines())
+
+
+def _main(argv: list) -> int:
+    "The `erasus` command, printing as it goes; `main` adds the closed-pipe handling."
     import pandas as pd
-    from erasus.bench import format_table, summarize
-    argv = sys.argv[1:] if argv is None else argv
+    from erasus.bench import summarize
     try: args = build_parser().parse_args(argv)
-    except SystemExit as err: return err.code if isinstance(err.code, int) else 2  # --help: 0; a usage error: 2
+    except SystemExit as err: return err.code if isinstance(err.code, int) else 2  # --help, --version: 0; a usage error: 2
     try:
         if args.command == "list":
             t = list_table(args.kind, args.pattern)
-            print(t.to_json(orient="records", indent=1) if args.json else (_left(t) if len(t) else "nothing matches"))
+            print(t.to_json(orient="records", indent=1) if args.json else (_left(t, None if args.wide else WIDTH) if len(t) else "nothing matches"))
             return 0
         if args.command == "tune":
             if getattr(args, "tune_error", None): raise ImportError(args.tune_error)
             from erasus.tune import run_tune_cli
             return run_tune_cli(args)
         res = _bench(args, argv)
+    except BrokenPipeError: raise  # a closed stdout is `main`'s business, not an error to report
     except (ImportError, KeyError, ValueError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"erasus: error: {msg}", file=sys.stderr)
@@ -192,13 +261,27 @@ def main(argv: list | None = None) -> int:
         return 1
     summary = summarize(res["rows"])
     if args.json: print(summary.to_json(orient="records", indent=1))
-    else:
-        with pd.option_context("display.width", 200, "display.max_columns", 30):
-            print(format_table(summary).to_string(index=False))
+    elif not summary.empty:
+        t = bench_table(summary, wide=args.wide)
+        print(t.to_string(index=False))
+        more = "speedup only where unlearning took >= 0.05 s and its interval < its mean" if args.wide else "--wide for every column"
+        print(f"mean ± 95% interval over {summary['seeds'].max()} seed(s); {more}", file=sys.stderr)
     errors = [r for r in res["rows"] if r.get("status") == "error"]
     for r in errors: print(f"error: {r['scenario']} seed {r['seed']} {r['strategy']}/{r['selector']}: {r['error']}", file=sys.stderr)
     missed = [r for r in res["rows"] if r.get("status") == "ok" and r.get("reached") is False]
     if missed: print(f"{len(missed)} rows did not reach their stop target (reached=false; each row's warnings name the knob)", file=sys.stderr)
     if args.out: print(f"wrote {len(res['rows'])} rows to {args.out}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def main(argv: list | None = None) -> int:
+    "Entry point of the `erasus` command; a reader that closes the pipe early (`erasus list strategies | head`) ends it quietly."
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # what is still buffered would fail again at exit: point stdout at /dev/null (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 

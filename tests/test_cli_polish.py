@@ -1,0 +1,73 @@
+"""The `erasus` command as a user's shell runs it: --version, a closed pipe, tables that fit 120 columns."""
+import contextlib
+import io
+import os
+import subprocess
+import sys
+
+import erasus
+from erasus.cli import WIDTH, list_table, main
+
+ERASUS = [sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())"]  # the console script
+
+
+def erasus_cmd(*argv, **kw) -> subprocess.CompletedProcess:
+    "Run `erasus ARGV` in a fresh process; text stdout and stderr."
+    return subprocess.run([*ERASUS, *argv], capture_output=True, text=True, encoding="utf-8", timeout=600, **kw)
+
+
+def in_process(*argv):
+    "`main(argv)` here, for the cases a fresh process adds nothing to: exit code and stdout."
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): code = main(list(argv))
+    return code, out.getvalue()
+
+
+def widest(text: str) -> int: return max(len(line) for line in text.splitlines())
+
+
+def test_version():
+    res = erasus_cmd("--version")
+    assert (res.returncode, res.stdout.strip()) == (0, f"erasus {erasus.__version__}")
+
+
+def test_head_closes_the_pipe_quietly():
+    "`erasus list strategies | head -2` in a shell: two lines, exit 0, no traceback."
+    cmd = " ".join(f"'{a}'" for a in ERASUS) + " list strategies --wide | head -2"
+    res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, encoding="utf-8", timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert len(res.stdout.splitlines()) == 2 and res.stdout.startswith("name")
+    assert "Traceback" not in res.stderr and "Broken pipe" not in res.stderr, res.stderr
+
+
+def test_closed_pipe_from_the_start():
+    "A reader that is gone before the first write (the case `head` only hits sometimes): still exit 0, quiet."
+    r, w = os.pipe()
+    os.close(r)
+    try: res = subprocess.run([*ERASUS, "list", "strategies"], stdout=w, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally: os.close(w)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "", res.stderr
+
+
+def test_list_rows_fit():
+    "The widest registry in a fresh process, the others (and --wide) in this one."
+    res = erasus_cmd("list", "strategies")
+    assert res.returncode == 0, res.stderr
+    assert widest(res.stdout) <= WIDTH and "…" in res.stdout, res.stdout
+    for kind in ("selectors", "metrics", "benchmarks"):
+        code, out = in_process("list", kind)
+        assert code == 0 and widest(out) <= WIDTH, out
+    code, out = in_process("list", "strategies", "--wide")
+    assert code == 0 and widest(out) > WIDTH
+    for s in list_table("strategies")["summary"]: assert s in out
+
+
+def test_bench_table_fits():
+    res = erasus_cmd("bench", "digits", "--strategies", "negative_gradient,gradient_ascent", "--seeds", "1", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert widest(res.stdout) <= WIDTH, res.stdout
+    head = res.stdout.splitlines()[0].split()
+    assert head[:6] == ["scenario", "strategy", "selector", "fraction", "seeds", "avg_gap"], head
+    assert {"forget_acc", "retain_acc", "test_acc", "mia", "steps", "seconds"} <= set(head) and "speedup" not in head
+    assert "--wide" in res.stderr
