@@ -79,6 +79,9 @@ def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, noi
     model = problem.clone_model().eval()
     head = last_linear(model)
     if head.bias is None: raise TypeError("certified_removal needs a head (last nn.Linear) with a bias: its convex model is [W, b]")
+    if not (head.weight.requires_grad and head.bias.requires_grad):
+        raise ValueError("certified_removal updates the last nn.Linear, whose weight or bias is frozen (requires_grad=False); "
+                         "unfreeze the head or use a strategy that trains other layers")
     C, D = head.out_features, head.in_features + 1
     if C * D > 20_000: raise ValueError(f"the head has {C * D} parameters; its dense Hessian would need "
                                         f"{(C * D) ** 2 * 8 / 1e9:.0f} GB")
