@@ -119,7 +119,7 @@ def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, te
     # 3. where it ended against the target, on the whole forget set; a miss is a warning naming the knob
     log = dict(log)
     rep = assess(new.eval(), problem, target, log, hp, strategy, entry.extra.get("knobs", ("steps", "lr")))
-    for w in rep["warnings"]: warnings.warn(w, UnlearningWarning, stacklevel=2)
+    for w in rep["warnings"]: warnings.warn(w, UnlearningWarning, stacklevel=3)   # at the caller of unlearn
     return UnlearnResult(new, sel, strategy, hp, seconds, t_sel, log, problem, budget, log.get("steps"), log.get("budget"),
                          log.get("examples_seen"), rep["target"], rep["target_metric"], rep["target_basis"],
                          rep["reached"], rep.get("forget_acc"), rep.get("retain_acc"), rep["warnings"])

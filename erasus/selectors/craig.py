@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..core import Selection, register_selector
-from ..tasks import last_layer_grads
-from .submodular import greedy_facility_location, represented
+from ..tasks import head_outputs, last_layer_grads, last_linear
+from .submodular import GREEDY, facility_location_picks, represented, represented_by
+
 
 # %% auto #0
-__all__ = ['split_budget', 'craig']
+__all__ = ['split_budget', 'gradient_distance_columns', 'craig']
 
 # %% ../../nbs/selectors/59_craig.ipynb #95aa5882
 def split_budget(sizes: torch.Tensor, k: int) -> torch.Tensor:
@@ -27,27 +29,48 @@ def split_budget(sizes: torch.Tensor, k: int) -> torch.Tensor:
     return floor
 
 # %% ../../nbs/selectors/59_craig.ipynb #d92917ad
+def gradient_distance_columns(err: torch.Tensor,  # (n, C) float64 dl/du = p - e_y
+                              h: torch.Tensor):  # (n, D') float64 head inputs, with a 1 appended for the bias
+    "`columns(idx)` -> d(g_i, g_j) (n, len(idx)) of the head gradients g_i = err_i kron h_i, from the factors: no (n, C*D') matrix."
+    sq = (err * err).sum(1) * (h * h).sum(1)                                      # (n,) ||g_i||^2 = ||err_i||^2 ||h_i||^2
+    def columns(idx: torch.Tensor) -> torch.Tensor:
+        dot = (err @ err[idx].T) * (h @ h[idx].T)                                 # (n, B) <g_i, g_j> = <err_i, err_j> <h_i, h_j>
+        d = (sq[:, None] + sq[idx][None, :] - 2 * dot).clamp_(min=0).sqrt_()      # (n, B)
+        d[idx, torch.arange(len(idx))] = 0                                        # exact zeros on the diagonal
+        return d
+    return columns
+
+
 @register_selector(family="gradient", needs="gradients", kinds=["classification"],
-                   paper="Mirzasoleiman, Bilmes, Leskovec, ICML 2020")
-def craig(problem, k: int, *, per_class: bool = False, weighted: bool = True):
+                   paper="Mirzasoleiman, Bilmes, Leskovec, ICML 2020",
+                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")})
+def craig(problem, k: int, *, per_class: bool = False, weighted: bool = True, greedy: str = "auto", epsilon: float = 0.01):
     "CRAIG: greedy facility location on last-layer gradient distances; weights = how many forget examples each pick stands for."
     for name, v in (("per_class", per_class), ("weighted", weighted)):
         if not isinstance(v, bool): raise ValueError(f"{name} must be True or False, got {v!r}")
-    # 1. per-example last-layer gradients of the forget set, (n, D)
-    A = last_layer_grads(problem.model, problem.task, problem.forget).double()   # float64: tiny distances must not cancel
-    # 2. the groups (each class, or the whole forget set) and their shares of the budget
+    if greedy not in GREEDY: raise ValueError(f"greedy must be one of {', '.join(GREEDY)}, got {greedy!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
+        raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
+    # 1. the last-layer gradients of the forget set as factors, g_i = (p_i - e_y_i) kron [h_i, 1]; float64 so tiny distances survive
+    logits, h = head_outputs(problem.model, problem.task, problem.forget)
     y = problem.forget[1]
-    groups = [torch.nonzero(y == c).flatten() for c in torch.unique(y)] if per_class else [torch.arange(len(A))]
+    err = (F.softmax(logits.double(), -1) - F.one_hot(y.long(), logits.shape[-1]).double())   # (n, C)
+    h = h.double()
+    if last_linear(problem.model).bias is not None: h = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)
+    # 2. the groups (each class, or the whole forget set) and their shares of the budget
+    groups = [torch.nonzero(y == c).flatten() for c in torch.unique(y)] if per_class else [torch.arange(len(err))]
     budgets = split_budget(torch.tensor([len(g) for g in groups]), k)
-    idx, gamma = [], []
+    idx, gamma, gen = [], [], problem.generator(offset=59)
     for g, kg in zip(groups, budgets.tolist()):
         if kg == 0: continue
-        # 3. similarities s_ij = C - ||g_i - g_j|| >= 0 and the greedy picks
-        d = torch.cdist(A[g], A[g], compute_mode="donot_use_mm_for_euclid_dist")  # (n_g, n_g), exact zeros on the diagonal
-        sim = d.max() - d
-        pick = greedy_facility_location(sim, kg)                                   # (k_g,) positions in the group
+        # 3. similarities s_ij = C - ||g_i - g_j|| >= 0, C = 2 max ||g_i|| >= every distance, a block of columns at a time
+        dist = gradient_distance_columns(err[g], h[g])
+        C = 2 * float(((err[g] ** 2).sum(1) * (h[g] ** 2).sum(1)).max().sqrt())
+        sim = lambda cols, dist=dist, C=C: C - dist(cols)
+        pick = facility_location_picks(sim, len(g), kg, greedy, float(epsilon), gen)   # (k_g,) positions in the group
         # 4. gamma_j: the examples of the group nearest to pick j (ties: the earlier pick)
-        idx.append(g[pick]); gamma.append(represented(sim, pick))
+        idx.append(g[pick]); gamma.append(represented_by(sim, len(g), pick))
     idx, gamma = torch.cat(idx), torch.cat(gamma)
     order = idx.argsort()
     return Selection(idx[order], gamma[order] if weighted else None, selector="craig", n=problem.n_forget)
+

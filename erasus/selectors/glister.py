@@ -17,7 +17,7 @@ from ..tasks import head_gradients, head_outputs, last_linear
 __all__ = ['glister_greedy', 'glister']
 
 # %% ../../nbs/selectors/64_glister.ipynb #4331d2d2
-def glister_greedy(grads: torch.Tensor,  # (n, P) candidates' head gradients at the trained head
+def glister_greedy(grads,  # (n, P) candidates' head gradients at the trained head, or their factors (err (n, C), h (n, d))
                    h_val: torch.Tensor,  # (m, d) validation features
                    y_val: torch.Tensor,  # (m,) validation labels
                    weight: torch.Tensor,  # (C, d) head weight
@@ -28,23 +28,34 @@ def glister_greedy(grads: torch.Tensor,  # (n, P) candidates' head gradients at 
     "Greedy GLISTER on the flat head: the picks in order (k,) and their gains (k,)."
     C, d = weight.shape
     theta = torch.cat([weight.flatten(), bias if bias is not None else weight.new_zeros(0)]).double()   # (P,)
-    grads, h_val = grads.double(), h_val.double()
-    free = torch.ones(len(grads), dtype=torch.bool)
+    factored = isinstance(grads, tuple)
+    if factored: err, hc = grads[0].double(), grads[1].double()      # g_e = [err_e h_e^T, err_e]: never formed as (n, P)
+    else: grads = grads.double()
+    h_val, onehot = h_val.double(), F.one_hot(y_val.long(), C).double()   # (m, d), (m, C)
+    n = len(err) if factored else len(grads)
+    free = torch.ones(n, dtype=torch.bool)
     picks, gains = [], []
     for _ in range(k):
-        # 1. the validation gradient at theta_S, in closed form from the cached features: (P,)
+        # 1. the validation gradient at theta_S as two small matmuls: [(P - Y)^T H / m, mean(P - Y)] + lam theta: (P,)
         w, b = theta[:C * d].view(C, d), (theta[C * d:] if bias is not None else None)
-        g_val = head_gradients(F.linear(h_val, w, b), h_val, y_val, bias=bias is not None).mean(0) + lam * theta
-        # 2. Taylor gains of the candidates still free (or of a random sample of them): (n,)
-        gain = eta * (grads @ g_val)
+        e_val = F.softmax(F.linear(h_val, w, b), -1) - onehot         # (m, C)
+        g_val = torch.cat([(e_val.T @ h_val).flatten(), e_val.sum(0) if bias is not None else e_val.new_zeros(0)])
+        g_val = g_val / len(h_val) + lam * theta
+        # 2. Taylor gains of the candidates still free (or of a random sample of them): (n,); factored, g_e . g_val = err_e . (G_w h_e + g_b)
+        if factored:
+            u = hc @ g_val[:C * d].view(C, d).T + (g_val[C * d:] if bias is not None else 0)   # (n, C)
+            gain = eta * (err * u).sum(1)
+        else: gain = eta * (grads @ g_val)
         cand = free.nonzero().flatten()
         if sample is not None and sample < len(cand):
             cand = cand[torch.randperm(len(cand), generator=generator)[:sample]].sort().values
         j = int(cand[torch.argmax(gain[cand])])             # ties: the smaller index
         picks.append(j); gains.append(gain[j]); free[j] = False
         # 3. one SGD step on the pick
-        theta = theta - eta * grads[j]
+        g_j = torch.cat([torch.outer(err[j], hc[j]).flatten(), err[j] if bias is not None else err.new_zeros(0)]) if factored else grads[j]
+        theta = theta - eta * g_j
     return torch.tensor(picks), check_finite(torch.stack(gains), "GLISTER gains")
+
 
 # %% ../../nbs/selectors/64_glister.ipynb #f3f5cbd5
 @register_selector(family="gradient", needs="gradients", kinds=["classification"],
@@ -60,9 +71,9 @@ def glister(problem, k: int, *, eta: float = 0.1, validation: str = "forget", la
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
         raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
     head = last_linear(problem.model)
-    # 1. logits and features of the forget set, one forward pass; the candidates' head gradients: (n, P)
+    # 1. logits and features of the forget set, one forward pass; the candidates' head gradients as factors
     logits, h = head_outputs(problem.model, problem.task, problem.forget)
-    grads = head_gradients(logits, h, problem.forget[1], bias=head.bias is not None)
+    err = F.softmax(logits, -1) - F.one_hot(problem.forget[1].long(), logits.shape[-1]).to(logits.dtype)   # (n, C): g = [err h^T, err]
     # 2. the validation set's features (cached: the greedy never runs the network again)
     if validation == "forget": h_val, y_val = h, problem.forget[1]
     else: h_val, y_val = head_outputs(problem.model, problem.task, problem.retain)[1], problem.retain[1]
@@ -70,6 +81,6 @@ def glister(problem, k: int, *, eta: float = 0.1, validation: str = "forget", la
     # 3. the greedy, optionally stochastic
     n = problem.n_forget
     sample = math.ceil(n / k * math.log(1 / epsilon)) if stochastic else None
-    picks, _ = glister_greedy(grads, h_val, y_val, head.weight.detach(), None if head.bias is None else head.bias.detach(),
+    picks, _ = glister_greedy((err, h), h_val, y_val, head.weight.detach(), None if head.bias is None else head.bias.detach(),
                               k, eta=float(eta), lam=float(lam), sample=sample, generator=problem.generator(offset=64))
     return Selection(picks.sort().values, selector="glister", n=n)

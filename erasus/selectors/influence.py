@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import Selection, batches, check_finite, per_example_grads, register_selector
-from ..tasks import head_outputs, head_parameter_names, last_linear
+from ..tasks import ClassificationTask, head_gradients, head_outputs, head_parameter_names, last_linear
+
 
 # %% auto #0
-__all__ = ['head_loss', 'head_hessian', 'damped_solve', 'lissa', 'influence_scores', 'influence']
+__all__ = ['head_loss', 'head_hessian', 'softmax_head_hessian', 'damped_solve', 'lissa', 'influence_scores', 'influence']
 
 # %% ../../nbs/selectors/60_influence.ipynb #0637063e
 def head_loss(model: nn.Module, task, data: tuple) -> tuple:
@@ -38,6 +39,26 @@ def head_hessian(loss, theta0: torch.Tensor, n: int, chunk: int = 1024) -> torch
     H = torch.zeros(len(theta0), len(theta0))
     for rows in torch.arange(n).split(chunk):
         H += hessian(loss)(theta0, rows) * (len(rows) / n)                  # this chunk's share of the mean
+    return (H + H.T) / 2                                                    # symmetric to the last bit, for Cholesky
+
+def softmax_head_hessian(h: torch.Tensor,  # (n, d) head inputs
+                         logits: torch.Tensor,  # (n, C) head outputs at theta0
+                         bias: bool = True, chunk: int = 4096) -> torch.Tensor:
+    "Exact Hessian (P, P) of the mean cross-entropy of a softmax head, in closed form, in theta's order [W.flatten(), b]."
+    (n, C), x = logits.shape, (torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1) if bias else h)   # (n, D) [h; 1]
+    D = x.shape[1]
+    H = torch.zeros(C * D, C * D, dtype=h.dtype)                             # rows (class, feature or bias)
+    for rows in torch.arange(n).split(chunk):
+        # 1. this chunk's sum of (diag p_i - p_i p_i^T) kron x_i x_i^T: O(chunk * C * D) memory
+        p, xr = F.softmax(logits[rows], -1), x[rows]
+        Z = (p[:, :, None] * xr[:, None, :]).reshape(len(rows), C * D)       # (B, C*D) rows p_i kron x_i
+        H -= Z.T @ Z
+        Hb = H.view(C, D, C, D)
+        for c in range(C): Hb[c, :, c, :] += (xr.T * p[:, c]) @ xr           # the diag(p_i) part, block c
+    # 2. the mean, reordered from (class, feature or bias) to [W row by row, then b]
+    perm = torch.arange(C * D).view(C, D)
+    perm = torch.cat([perm[:, :-1].flatten(), perm[:, -1]]) if bias else perm.flatten()
+    H = (H / n)[perm][:, perm]
     return (H + H.T) / 2                                                    # symmetric to the last bit, for Cholesky
 
 
@@ -69,21 +90,29 @@ def influence_scores(problem, *, target: str = "forget", method: str = "exact", 
                      scale: float = 2.0, depth: int = 1000, batch_size: int = 256) -> torch.Tensor:
     "I(z) = g_target^T (H + damping I)^-1 g_z for every forget example z, on the last layer; shape (n_f,)."
     model, task = problem.model, problem.task
-    # 1. the training loss (forget + retain: what the model was trained on) as a function of the flat head weights
+    # 1. the training data (forget + retain: what the model was trained on); plain cross-entropy has closed forms
     train = tuple(torch.cat([f, r]) for f, r in zip(problem.forget, problem.retain))
-    theta0, loss = head_loss(model, task, train)
-    n, P = len(train[0]), len(theta0)
+    closed = isinstance(task, ClassificationTask) and type(task).per_sample_loss is ClassificationTask.per_sample_loss
+    theta0, loss = (None, None) if closed and method == "exact" else head_loss(model, task, train)
+    n, n_f = len(train[0]), problem.n_forget
     # 2. each forget example's loss gradient w.r.t. the head, flattened in theta's order: (n_f, P)
-    names = head_parameter_names(model)
-    G = torch.cat([torch.cat([g[nm].flatten(1) for nm in names], 1)
-                   for g in per_example_grads(model, task, problem.forget, names=names)])
+    if closed:
+        logits, h = head_outputs(model, task, train)
+        G = head_gradients(logits[:n_f], h[:n_f], problem.forget[1], bias=last_linear(model).bias is not None)
+    else:
+        names = head_parameter_names(model)
+        G = torch.cat([torch.cat([g[nm].flatten(1) for nm in names], 1)
+                       for g in per_example_grads(model, task, problem.forget, names=names)])
     check_finite(G, "per-example gradients")
+    P = G.shape[1]
     # 3. the vectors to multiply by H^-1: the forget set's mean gradient (P, 1), or every example's own (P, n_f)
     V = G.mean(0, keepdim=True).T if target == "forget" else G.T
     # 4. (H + damping I)^-1 V, exactly or by LiSSA
     if method == "exact":
         if P > 20_000: raise ValueError(f"method='exact' forms a {P}x{P} Hessian; use method='lissa'")
-        S = damped_solve(head_hessian(loss, theta0, n), V, damping)
+        H = (softmax_head_hessian(h, logits, bias=last_linear(model).bias is not None) if closed
+             else head_hessian(loss, theta0, n))
+        S = damped_solve(H, V, damping)
     else:
         S = lissa(loss, theta0, V, n, damping=damping, scale=scale, depth=depth, batch_size=batch_size,
                   generator=problem.generator(offset=60))

@@ -49,14 +49,27 @@ def lloyd(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 100) -> tuple:
     return centres, assign, cost, rounds
 
 
-def nearest_unique(z: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def nearest_unique(z: torch.Tensor, centres: torch.Tensor, m: int = 8, block: int = 1024) -> torch.Tensor:
     "For each of `centres` (k, d) a distinct row of `z` (n, d), k <= n: the closest (centre, row) pairs are matched first."
-    d = torch.cdist(centres, z)                                             # (k, n)
-    out = torch.empty(len(centres), dtype=torch.long)
-    for _ in range(len(centres)):
-        c, i = divmod(int(d.argmin()), d.shape[1])                          # the closest remaining pair (first among ties)
-        out[c] = i
-        d[c], d[:, i] = float("inf"), float("inf")                          # both leave the pool
+    k, n = len(centres), len(z)
+    out, taken = torch.full((k,), -1, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
+    while (out < 0).any():
+        # 1. each open centre's m nearest free rows, a block of centres at a time: O(block * n) memory
+        open_, free = torch.nonzero(out < 0).flatten(), torch.nonzero(~taken).flatten()
+        mm = min(m, len(free))
+        parts = [torch.cdist(centres[c], z[free]).topk(mm, dim=1, largest=False) for c in open_.split(block)]
+        dist, row = torch.cat([p.values for p in parts]), free[torch.cat([p.indices for p in parts])]   # (k_open, mm)
+        # 2. below T, the smallest m-th distance, every open centre's list holds all its free rows: match greedily there
+        T = float("inf") if mm == len(free) else float(dist[:, -1].min())
+        c = open_[:, None].expand_as(dist).flatten()
+        dist, row = dist.flatten(), row.flatten()
+        order = torch.argsort(c * n + row)                                  # ties: the smaller centre, then the smaller row
+        order = order[torch.sort(dist[order], stable=True).indices]
+        matched = 0
+        for d_, c_, i_ in zip(dist[order].tolist(), c[order].tolist(), row[order].tolist()):
+            if d_ >= T: break
+            if out[c_] < 0 and not taken[i_]: out[c_], taken[i_] = i_, True; matched += 1
+        if not matched: m *= 2                                              # only ties at T: look further
     return out
 
 

@@ -5,20 +5,29 @@
 # %% ../../nbs/selectors/55_submodular.ipynb #6f7fb40b
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from ..core import Selection, check_finite, register_selector
 from ..metrics import per_sample
 
+
 # %% auto #0
-__all__ = ['cosine_similarity', 'facility_location', 'greedy_facility_location', 'represented', 'submodular']
+__all__ = ['GREEDY', 'LAZY_MAX_N', 'cosine_similarity', 'cosine_columns', 'facility_location', 'lazy_greedy', 'stochastic_greedy',
+           'facility_location_picks', 'greedy_facility_location', 'represented', 'represented_by', 'submodular']
 
 # %% ../../nbs/selectors/55_submodular.ipynb #404b786c
 def cosine_similarity(z: torch.Tensor) -> torch.Tensor:
     "Pairwise similarities (1 + cos(z_i, z_j)) / 2 in [0, 1] of the rows of `z` (n, d); shape (n, n)."
+    return cosine_columns(z)(torch.arange(len(z)))
+
+
+def cosine_columns(z: torch.Tensor):
+    "A function `columns(idx)` -> the shifted cosine similarities (n, len(idx)) of all rows of `z` (n, d) to rows `idx`."
     zn = F.normalize(z, dim=1)                                     # (n, d) unit rows (a zero row stays zero)
-    return ((1 + zn @ zn.T) / 2).clamp_(0, 1)                      # (n, n)
+    return lambda idx: ((1 + zn @ zn[idx].T) / 2).clamp_(0, 1)     # (n, B): O(n B d) time and memory O(n B)
 
 
 def facility_location(sim: torch.Tensor, indices: torch.Tensor) -> float:
@@ -27,35 +36,103 @@ def facility_location(sim: torch.Tensor, indices: torch.Tensor) -> float:
     return sim[:, indices].max(1).values.sum().item()
 
 
+def _block(n: int, block: int | None) -> int:
+    "Columns evaluated at once: `block`, or as many as fit in about 2^24 entries (64 MiB of float32)."
+    return max(1, min(n, block or 2 ** 24 // max(n, 1)))
+
+
+def lazy_greedy(columns,  # columns(idx) -> similarities (n, len(idx)) >= 0 of every row to the candidates idx
+                n: int, k: int, block: int | None = None) -> torch.Tensor:
+    "Minoux's lazy greedy for facility location: `k` column indices in the order the plain greedy adds them."
+    if not 0 <= k <= n: raise ValueError(f"k={k} must lie in [0, {n}]")
+    block = _block(n, block)
+    cover = None                                                   # (n,) c_i = max_{j in S} s_ij; 0 while S is empty
+    bound = torch.full((n,), float("inf"), dtype=torch.float64)    # (n,) upper bounds on the gains; -inf once picked
+    fresh = torch.zeros(n, dtype=torch.bool)                       # (n,) bound is the exact gain for the current S
+    picked, b = [], 8
+    while len(picked) < k:
+        # 1. the largest bound: if it is exact, it beats every other candidate's gain (gains only shrink)
+        j = int(bound.argmax())                                    # first index among ties, as the plain greedy
+        if fresh[j]:
+            picked.append(j); bound[j] = -float("inf"); fresh.zero_(); b = 8
+            col = columns(torch.tensor([j]))[:, 0]
+            cover = col if cover is None else torch.maximum(cover, col)
+            continue
+        # 2. else re-evaluate the b stale candidates with the largest bounds (b doubles while a pick stays open)
+        stale = bound.masked_fill(fresh, -float("inf"))
+        idx = stale.topk(min(b, int((stale > -float("inf")).sum()))).indices
+        cols = columns(idx)                                        # (n, b)
+        bound[idx] = (cols if cover is None else (cols - cover[:, None]).clamp_(min=0)).sum(0).double()
+        fresh[idx] = True
+        b = min(2 * b, block)
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def stochastic_greedy(columns, n: int, k: int, epsilon: float = 0.01, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Stochastic greedy: each pick is the best of ceil(n/k ln(1/epsilon)) free candidates drawn at random; k indices in order."
+    if not 0 <= k <= n: raise ValueError(f"k={k} must lie in [0, {n}]")
+    if not 0 < epsilon < 1: raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
+    s = min(n, math.ceil(n / max(k, 1) * math.log(1 / epsilon)))  # sample size of Mirzasoleiman et al.'s Theorem 1
+    cover, free, picked = None, torch.ones(n, dtype=torch.bool), []
+    for _ in range(k):
+        # 1. a random sample of the free candidates (all of them once fewer than s are left)
+        cand = free.nonzero().flatten()
+        if len(cand) > s: cand = cand[torch.randperm(len(cand), generator=generator)[:s]].sort().values
+        # 2. their exact gains, one (n, s) block; the best one joins S (first index among ties)
+        cols = columns(cand)                                       # (n, s)
+        gain = (cols if cover is None else (cols - cover[:, None]).clamp_(min=0)).sum(0)
+        t = int(gain.argmax())
+        picked.append(int(cand[t])); free[cand[t]] = False
+        cover = cols[:, t].clone() if cover is None else torch.maximum(cover, cols[:, t])
+    return torch.tensor(picked, dtype=torch.long)
+
+
+GREEDY = ("auto", "lazy", "stochastic")
+LAZY_MAX_N = 4000  # greedy="auto": the exact lazy greedy up to this many examples, the stochastic greedy above
+
+
+def facility_location_picks(columns, n: int, k: int, greedy: str = "auto", epsilon: float = 0.01,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    "k picks maximising facility location over `columns`, by the lazy greedy (exact) or the stochastic greedy."
+    if greedy not in GREEDY: raise ValueError(f"greedy must be one of {', '.join(GREEDY)}, got {greedy!r}")
+    if greedy == "lazy" or (greedy == "auto" and n <= LAZY_MAX_N): return lazy_greedy(columns, n, k)
+    return stochastic_greedy(columns, n, k, epsilon, generator)
+
+
 def greedy_facility_location(sim: torch.Tensor, k: int) -> torch.Tensor:
     "Indices of `k` columns of the non-negative similarity `sim` (n, n), in the order the greedy rule adds them."
-    n = len(sim)
-    if not 0 <= k <= n: raise ValueError(f"k={k} must lie in [0, {n}]")
-    cover = torch.zeros(n)                                         # (n,) c_i = max_{j in S} s_ij, 0 while S is empty
-    free, picked = torch.ones(n, dtype=torch.bool), []
-    for _ in range(k):
-        gain = (sim - cover[:, None]).clamp_(min=0).sum(0)         # (n,) F(S + j) - F(S) for every candidate j
-        gain[~free] = -float("inf")                                # never pick an example twice (even a duplicate)
-        j = int(gain.argmax())                                     # first index among ties
-        picked.append(j); free[j] = False
-        cover = torch.maximum(cover, sim[:, j])
-    return torch.tensor(picked, dtype=torch.long)
+    return lazy_greedy(lambda idx: sim[:, idx], len(sim), k)
 
 
 def represented(sim: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     "How many rows of `sim` have each of `indices` as their most similar selected column (ties: the first); sums to n."
-    return torch.bincount(sim[:, indices].argmax(1), minlength=len(indices)).float()
+    return represented_by(lambda idx: sim[:, idx], len(sim), indices)
+
+
+def represented_by(columns, n: int, indices: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    "`represented` from `columns(idx)` -> (n, len(idx)), a block of selected columns at a time: O(n * block) memory."
+    best, arg, step = None, torch.zeros(n, dtype=torch.long), _block(n, block)
+    for start in range(0, len(indices), step):
+        m, a = columns(indices[start:start + step]).max(1)        # (n,) the best column of this block (the first among ties)
+        better = torch.ones(n, dtype=torch.bool) if best is None else m > best   # strict: ties stay with the earlier block
+        best, arg = torch.where(better, m, best if best is not None else m), torch.where(better, a + start, arg)
+    return torch.bincount(arg, minlength=len(indices)).float()
 
 
 @register_selector(family="geometric", needs="features",
-                   paper="Nemhauser, Wolsey, Fisher, Math. Programming 1978; Minoux 1978")
-def submodular(problem, k: int, *, weighted: bool = False):
+                   paper="Nemhauser, Wolsey, Fisher, Math. Programming 1978; Minoux 1978; Mirzasoleiman et al., AAAI 2015",
+                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")})
+def submodular(problem, k: int, *, weighted: bool = False, greedy: str = "auto", epsilon: float = 0.01):
     "Greedy facility location on the cosine similarity of penultimate features; weights = examples each one represents."
     if not isinstance(weighted, bool): raise ValueError(f"weighted must be True or False, got {weighted!r}")
-    # 1. features of the forget set (n, d) and their shifted cosine similarities (n, n)
+    if greedy not in GREEDY: raise ValueError(f"greedy must be one of {', '.join(GREEDY)}, got {greedy!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
+        raise ValueError(f"epsilon must be in (0, 1), got {epsilon!r}")
+    # 1. features of the forget set (n, d); their shifted cosine similarities, a block of columns at a time
     z = check_finite(per_sample(problem.model, problem.task.features, problem.forget), "penultimate features")
-    sim = cosine_similarity(z)
-    # 2. greedy maximisation of F(S)
-    idx = greedy_facility_location(sim, k).sort().values
+    columns = cosine_columns(z)
+    # 2. greedy maximisation of F(S), without an (n, n) matrix: lazy (exact) or stochastic
+    idx = facility_location_picks(columns, len(z), k, greedy, float(epsilon), problem.generator(offset=55)).sort().values
     # 3. optionally, how many forget examples each selected one stands for
-    return Selection(idx, represented(sim, idx) if weighted else None, selector="submodular", n=len(z))
+    return Selection(idx, represented_by(columns, len(z), idx) if weighted else None, selector="submodular", n=len(z))
+
