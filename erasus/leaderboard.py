@@ -12,13 +12,15 @@ import pandas as pd
 from .bench import load_results, summarize
 
 # %% auto #0
-__all__ = ['COLUMNS', 'ORIGINAL_COLUMNS', 'results_path', 'with_variants', 'leaderboard', 'show', 'tradeoff_plot',
-           'fraction_plot', 'selector_bars', 'compute_plot', 'provenance_table']
+__all__ = ['COLUMNS', 'DETAIL_COLUMNS', 'ORIGINAL_COLUMNS', 'results_path', 'with_variants', 'leaderboard', 'show', 'details',
+           'tradeoff_plot', 'fraction_plot', 'selector_bars', 'compute_plot', 'provenance_table']
 
 # %% ../nbs/08_leaderboard.ipynb #461ab950
-COLUMNS = {"avg_gap": "Avg. Gap ↓", "forget_acc": "forget acc", "retain_acc": "retain acc ↑", "test_acc": "test acc ↑",
-           "mia_svc": "MIA (SVC)", "steps": "steps", "examples_seen": "examples seen", "seconds": "wall-clock s ↓",
-           "speedup": "speed-up ↑"}
+COLUMNS = {"avg_gap": "Avg. Gap ↓", "forget_acc": "forget", "retain_acc": "retain ↑", "test_acc": "test ↑",
+           "mia_svc": "MIA (SVC)", "seconds": "seconds ↓"}   # the key columns, visible without scrolling
+DETAIL_COLUMNS = {"avg_gap": "Avg. Gap ↓", "forget_acc": "forget acc", "retain_acc": "retain acc ↑", "test_acc": "test acc ↑",
+                  "test_acc_kept": "test acc, kept classes ↑", "mia_svc": "MIA (SVC)", "mia": "MIA (logistic)",
+                  "steps": "steps", "examples_seen": "examples seen", "seconds": "wall-clock s ↓", "speedup": "speed-up ↑"}
 ORIGINAL_COLUMNS = {"seconds": "time (s)", "forget_loss": "forget loss", "retain_loss": "retain loss",
                     "forget_acc": "forget acc", "retain_acc": "retain acc"}
 
@@ -45,20 +47,21 @@ def _summary(rows: list, scenario: str, columns=(), budget: str | None = None):
 
 
 def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: str | None = "full", digits: int = 3,
-                budget: str | None = None) -> pd.DataFrame:
+                budget: str | None = None, intervals=("avg_gap",), seeds: bool = False) -> pd.DataFrame:
     "One scenario's table: mean ± 95% interval over seeds, ranked by Avg. Gap; base and retrain rows as references."
     s = _summary(rows, scenario, columns, budget)
     if s.empty: raise ValueError(f"no finished rows for scenario {scenario!r}")
     if selector is not None: s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
     s = s.sort_values("avg_gap", kind="stable")
     names = {"base": "base (before unlearning)", "retrain": "retrain (oracle)"}
-    out = pd.DataFrame({"strategy": [names.get(n, n) for n in s.strategy],
-                        "seeds": s.seeds.values})
+    out = pd.DataFrame({"strategy": [names.get(n, n) for n in s.strategy]})
+    if seeds: out["seeds"] = s.seeds.values
     for c, label in columns.items():
         if c not in s: continue
         d = 0 if c in ("steps", "examples_seen") else digits              # counts read better without decimals
+        ci = s.get(c + "_ci", pd.Series([0] * len(s))) if intervals is None or c in intervals else [0] * len(s)
         out[label] = [("–" if pd.isna(m) else f"{m:.{d}f}" + ("" if pd.isna(h) or h == 0 else f" ± {h:.{d}f}"))
-                      for m, h in zip(s[c], s.get(c + "_ci", pd.Series([0] * len(s))))]
+                      for m, h in zip(s[c], ci)]
     ref = s.strategy.isin(["base", "retrain"]).values
     out.insert(0, "rank", ["" if r else int(k) for r, k in zip(ref, (~ref).cumsum())])
     return out.reset_index(drop=True)
@@ -69,19 +72,34 @@ def show(table: pd.DataFrame):
     return table.style.hide(axis="index")
 
 
-def tradeoff_plot(rows: list, scenario: str, ax=None, selector: str = "full"):
-    "Forget accuracy against retain accuracy per strategy (mean ± 95% interval), with the oracle and base marked."
+def details(table: pd.DataFrame, summary: str = "Every column, with 95% intervals"):
+    "A table folded under a `<details>` toggle, for the columns that do not fit beside the key ones."
+    from IPython.display import HTML
+    return HTML(f"<details><summary>{summary}</summary>{table.to_html(index=False)}</details>")
+
+
+def tradeoff_plot(rows: list, scenario: str, ax=None, selector: str = "full", variant: str | None = "default"):
+    "Forget against retain accuracy per strategy (mean ± 95% interval), oracle ★ and base ✕ marked; axes fit the strategies."
     import matplotlib.pyplot as plt
     s = _summary(rows, scenario)
     s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
-    ax = ax or plt.subplots(figsize=(7.5, 4.5))[1]
-    markers = "osD^vP<>hp"
-    for j, (_, r) in enumerate(s.iterrows()):
-        style = dict(marker="*", s=220, color="gold", edgecolor="k", zorder=3) if r.strategy == "retrain" else (
-            dict(marker="X", s=90, color="grey", zorder=3) if r.strategy == "base" else
-            dict(marker=markers[j // 10 % len(markers)], s=50, color=f"C{j % 10}", zorder=2))   # colour x marker: distinct
+    if variant == "default": s = s[~s.strategy.str.endswith("(tuned)")]      # tuned rows: in the tables
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    markers, pts = "osD^vP<>hp", s[~s.strategy.isin(["base"])]
+    for j, (_, r) in enumerate(pts.iterrows()):
+        style = dict(marker="*", s=220, color="gold", edgecolor="k", zorder=3) if r.strategy == "retrain" else \
+            dict(marker=markers[j // 10 % len(markers)], s=50, color=f"C{j % 10}", zorder=2)   # colour x marker: distinct
         ax.errorbar(r.forget_acc, r.retain_acc, xerr=r.forget_acc_ci, yerr=r.retain_acc_ci, fmt="none", ecolor="0.6", lw=1)
         ax.scatter(r.forget_acc, r.retain_acc, label=r.strategy, **style)
+    # the axes fit the strategies; the base model, often far off (forget accuracy 1 on a forgotten class), sits at the edge
+    x0, x1 = (pts.forget_acc - pts.forget_acc_ci).min(), (pts.forget_acc + pts.forget_acc_ci).max()
+    y0, y1 = (pts.retain_acc - pts.retain_acc_ci).min(), (pts.retain_acc + pts.retain_acc_ci).max()
+    px, py = max(0.01, 0.08 * (x1 - x0)), max(0.002, 0.08 * (y1 - y0))
+    ax.set_xlim(x0 - px, x1 + px); ax.set_ylim(y0 - py, y1 + py)
+    for _, r in s[s.strategy == "base"].iterrows():
+        bx, by = min(max(r.forget_acc, x0 - px), x1 + px), min(max(r.retain_acc, y0 - py), y1 + py)
+        ax.scatter(bx, by, marker="X", s=90, color="grey", zorder=3, clip_on=False,
+                   label=f"base ({r.forget_acc:.2f}, {r.retain_acc:.2f})" + ("" if (bx, by) == (r.forget_acc, r.retain_acc) else ", off the axes"))
     ax.set_xlabel("forget accuracy (closer to the ★ oracle is better)"); ax.set_ylabel("retain accuracy")
     ax.set_title(f"{s.benchmark.iloc[0]} / {scenario}: forget vs retain")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(s) // 18)   # outside the axes
