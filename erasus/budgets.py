@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import batches, eval_mode
+from .core import batches, cycle_batches, eval_mode
 from .data import Problem, n_rows, subset
 from .tasks import Task
 
 # %% auto #0
 __all__ = ['STEP_FLOOR', 'STEP_CEILING', 'WARMUP_STEPS', 'TARGET_TOL', 'OVERSHOOT', 'RETAIN_DROP', 'step_budget', 'warmup_steps',
-           'Target', 'defines', 'measure', 'oracle_target', 'resolve_target', 'StopRule', 'stop_rule',
-           'UnlearningWarning', 'assess']
+           'forget_retain_stream', 'Target', 'defines', 'measure', 'oracle_target', 'resolve_target', 'StopRule',
+           'stop_rule', 'UnlearningWarning', 'assess']
 
 # %% ../nbs/02a_budgets.ipynb #030e494b
 STEP_FLOOR = 100  # no default budget is smaller: tiny forget sets still get enough steps to move
@@ -49,6 +49,26 @@ def step_budget(problem: Problem, steps: int | None = None, *, epochs: int = 10,
 def warmup_steps(budget: int) -> int:
     "Steps of linear learning-rate warm-up for a budget: small first steps, so the stop rule catches a fragile model in time."
     return min(WARMUP_STEPS, budget // 5)
+
+# %% ../nbs/02a_budgets.ipynb #f33e800c
+def forget_retain_stream(problem: Problem, forget: tuple, schedule: str, steps: int | None, epochs: int, batch_size: int,
+                         offset: int = 31) -> tuple:
+    "(stream of (forget batch, retain batch) pairs, step budget, steps per epoch or None) for the `paired` or `passes` schedule."
+    if schedule == "paired":   # 1. each forget batch with the next batch of an endless retain stream
+        budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)
+        return zip(cycle_batches(forget, batch_size, problem.generator(offset)), problem.retain_stream(batch_size)), budget, None
+    if schedule != "passes": raise ValueError(f"schedule must be 'paired' or 'passes', got {schedule!r}")
+    epochs, batch_size = _count("epochs", epochs), _count("batch_size", batch_size)
+    # 2. every epoch a whole pass over D_f, then a whole pass over D_r, one batch per step (SalUn's released code)
+    per_epoch = math.ceil(problem.n_whole_forget / batch_size) + math.ceil(problem.n_retain / batch_size)
+    budget = _count("steps", steps) if steps is not None else max(1, round(
+        min(max(epochs * per_epoch, STEP_FLOOR), STEP_CEILING) * problem.budget_scale))
+    g_f, g_r = problem.generator(offset), problem.generator(3)
+    def passes():
+        while True:
+            for fb in batches(forget, batch_size, g_f): yield fb, None
+            for rb in batches(problem.retain, batch_size, g_r): yield None, rb
+    return passes(), budget, math.ceil(n_rows(forget) / batch_size) + math.ceil(problem.n_retain / batch_size)
 
 # %% ../nbs/02a_budgets.ipynb #4db6eeb0
 @dataclass

@@ -5,39 +5,17 @@
 # %% ../../nbs/strategies/30_random_label.ipynb #b02ccb40
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
-from ..core import batches, cycle_batches, optimise, register_strategy
+from ..budgets import forget_retain_stream, stop_rule, warmup_steps
+from ..core import optimise, register_strategy
 from ..tasks import weighted_loss
 
 
 # %% auto #0
-__all__ = ['relabel_schedule', 'random_label']
+__all__ = ['random_label']
 
 # %% ../../nbs/strategies/30_random_label.ipynb #effa8806
-def relabel_schedule(problem, relabelled: tuple, schedule: str, steps: int | None, epochs: int, batch_size: int):
-    "(stream of (forget batch, retain batch) pairs, step budget, steps per epoch) for the `paired` or `passes` schedule."
-    if schedule == "paired":   # 1. each relabelled forget batch with the next batch of an endless retain stream
-        budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)
-        forget = cycle_batches(relabelled, batch_size, problem.generator(offset=31))
-        return zip(forget, problem.retain_stream(batch_size)), budget, None
-    if schedule != "passes": raise ValueError(f"schedule must be 'paired' or 'passes', got {schedule!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    # 2. SalUn's released code: every epoch a whole pass over D_f, then a whole pass over D_r, one batch per step
-    per_epoch = math.ceil(problem.n_whole_forget / batch_size) + math.ceil(problem.n_retain / batch_size)
-    budget = step_budget(problem, steps) if steps is not None else max(1, round(
-        min(max(epochs * per_epoch, STEP_FLOOR), STEP_CEILING) * problem.budget_scale))
-    g_f, g_r = problem.generator(offset=31), problem.generator(offset=3)
-    def passes():
-        while True:
-            for fb in batches(relabelled, batch_size, g_f): yield fb, None
-            for rb in batches(problem.retain, batch_size, g_r): yield None, rb
-    return passes(), budget, math.ceil(problem.n_forget / batch_size) + math.ceil(problem.n_retain / batch_size)
-
-
 @register_strategy(family="relabel", kinds=["classification"],
                    paper="Graves et al., AAAI 2021; Golatkar et al., CVPR 2020; Fan et al., ICLR 2024 (random labels)",
                    presets={"paper": dict(schedule="passes", optimizer="sgd", lr=0.013, epochs=10, target_acc=None)},
@@ -52,7 +30,7 @@ def random_label(problem, *, lr: float = 1e-3, steps: int | None = None, epochs:
     # 1. wrong labels for D_f, drawn once from the run's seed
     relabelled = task.relabel(problem.weighted_forget(), problem.generator(offset=30))
     # 2. the schedule: paired forget/retain batches, or whole passes over D_f then D_r; a budget from the whole sets
-    stream, budget, epoch_steps = relabel_schedule(problem, relabelled, schedule, steps, epochs, batch_size)
+    stream, budget, epoch_steps = forget_retain_stream(problem, relabelled, schedule, steps, epochs, batch_size)
     # 3. CE on relabelled forget batches + retain_weight * CE on retain batches
     def objective(m, pair):
         fb, rb = pair

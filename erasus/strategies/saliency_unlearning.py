@@ -5,18 +5,16 @@
 # %% ../../nbs/strategies/41_saliency_unlearning.ipynb #47c7675d
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
-from ..core import batches, cycle_batches, loss_gradient, optimise, register_strategy
+from ..budgets import forget_retain_stream, stop_rule, warmup_steps
+from ..core import loss_gradient, optimise, register_strategy
 from ..tasks import weighted_loss
 
 
 # %% auto #0
-__all__ = ['saliency_mask', 'salun_schedule', 'saliency_unlearning']
+__all__ = ['saliency_mask', 'saliency_unlearning']
 
 # %% ../../nbs/strategies/41_saliency_unlearning.ipynb #09b53759
 def saliency_mask(model: nn.Module, task, data: tuple, sparsity: float = 0.5,
@@ -36,27 +34,6 @@ def saliency_mask(model: nn.Module, task, data: tuple, sparsity: float = 0.5,
     return {n: m.view_as(g) for (n, g), m in zip(grads.items(), parts)}
 
 # %% ../../nbs/strategies/41_saliency_unlearning.ipynb #64caeff6
-def salun_schedule(problem, relabelled: tuple, schedule: str, steps: int | None, epochs: int, batch_size: int):
-    "(stream of (forget batch, retain batch) pairs, step budget, steps per epoch) for the `paired` or `passes` schedule."
-    # the same streams as random_label's (single-file policy: a copy; the test below checks sparsity=1 matches it)
-    if schedule == "paired":   # 1. each relabelled forget batch with the next batch of an endless retain stream
-        budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)
-        forget = cycle_batches(relabelled, batch_size, problem.generator(offset=31))
-        return zip(forget, problem.retain_stream(batch_size)), budget, None
-    if schedule != "passes": raise ValueError(f"schedule must be 'paired' or 'passes', got {schedule!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    # 2. the released code: every epoch a whole pass over D_f, then a whole pass over D_r, one batch per step
-    per_epoch = math.ceil(problem.n_whole_forget / batch_size) + math.ceil(problem.n_retain / batch_size)
-    budget = step_budget(problem, steps) if steps is not None else max(1, round(
-        min(max(epochs * per_epoch, STEP_FLOOR), STEP_CEILING) * problem.budget_scale))
-    g_f, g_r = problem.generator(offset=31), problem.generator(offset=3)
-    def passes():
-        while True:
-            for fb in batches(relabelled, batch_size, g_f): yield fb, None
-            for rb in batches(problem.retain, batch_size, g_r): yield None, rb
-    return passes(), budget, math.ceil(problem.n_forget / batch_size) + math.ceil(problem.n_retain / batch_size)
-
-
 @register_strategy(family="parameter", kinds=["classification"], paper="Fan et al., ICLR 2024 (SalUn)",
                    presets={"paper": dict(schedule="passes", optimizer="sgd", lr=0.013, epochs=10, target_acc=None)},
                    space=dict(sparsity=("float", 0.1, 0.9), lr=("log", 1e-4, 1e-2), epochs=("int", 1, 20)),
@@ -71,7 +48,7 @@ def saliency_unlearning(problem, *, sparsity: float = 0.5, lr: float = 1e-3, ste
     masks = saliency_mask(model, task, problem.forget, sparsity, weights=problem.forget_weights)
     # 2. wrong labels for D_f, drawn once; the same streams as random_label, so sparsity=1 is exactly random_label
     relabelled = task.relabel(problem.weighted_forget(), problem.generator(offset=30))
-    stream, budget, epoch_steps = salun_schedule(problem, relabelled, schedule, steps, epochs, batch_size)
+    stream, budget, epoch_steps = forget_retain_stream(problem, relabelled, schedule, steps, epochs, batch_size)
     # 3. CE on relabelled forget batches + retain_weight * CE on retain batches, gradients zeroed where m = 0
     def objective(m, pair):
         fb, rb = pair
