@@ -86,6 +86,7 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
 def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams):
     "`unlearn` without the guard of the caller's flags."
     if budget not in BUDGET_MODES: raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {budget!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0: raise TypeError(f"seed must be an int >= 0, got {seed!r}")
     if isinstance(model, Problem):  # a ready problem (benchmarks pass one); `seed` still decides
         problem = model if model.seed == seed else replace(model, seed=seed, check_overlap=False)
     else:

@@ -145,13 +145,32 @@ register_metric = METRICS.register
 register_benchmark = BENCHMARKS.register
 
 # %% ../nbs/00_core.ipynb #f8600874
+def _check_hparam(kind: str, name: str, v) -> None:
+    "Type and range checks shared by every strategy and selector, by hyperparameter name; a clear error before any work."
+    where = f"{kind} hyperparameter {name}"
+    if name == "lr" or name.endswith("_lr"):                      # learning rates: positive finite numbers
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise TypeError(f"{where} must be a number, got {type(v).__name__} {v!r}")
+        if not (math.isfinite(v) and v > 0): raise ValueError(f"{where} must be a positive finite number, got {v!r} "
+                                                              "(0 would leave the model unchanged)")
+    elif name in ("steps", "ft_steps") and v is None: return     # None: derived from the whole forget set
+    elif name in ("steps", "ft_steps", "epochs", "ft_epochs", "batch_size", "forget_batch_size"):   # counts: ints >= 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{where} must be an int >= 1, got {v!r}")
+    elif name in ("momentum", "weight_decay"):                    # non-negative finite numbers
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{where} must be a finite number >= 0, got {v!r}")
+
+
 def resolve_hparams(entry: Entry, overrides: dict, given: dict) -> dict:
-    "Defaults of `entry`, updated by preset `overrides` then by `given`; unknown names raise `TypeError`."
+    "Defaults of `entry`, updated by preset `overrides` then by `given`; unknown names raise `TypeError`, bad values a clear error."
     unknown = sorted(set(given) - set(entry.defaults))
     if unknown:
         raise TypeError(f"{entry.kind} {entry.name!r} does not take {', '.join(unknown)}; "
                         f"it takes {', '.join(entry.defaults) or 'no hyperparameters'}")
-    return {**entry.defaults, **overrides, **given}
+    hp = {**entry.defaults, **overrides, **given}
+    for n in {**overrides, **given}: _check_hparam(entry.kind, n, hp[n])   # what the caller or a preset set
+    return hp
 
 # %% ../nbs/00_core.ipynb #7fb5dae1
 def seed_everything(seed: int) -> torch.Generator:
