@@ -461,8 +461,8 @@ def run_bench(benchmark: str = "digits", scenarios=("class",), strategies=("grad
 
 
 # %% ../nbs/06_bench.ipynb #ac9daa71
-SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "mia", "forget_loss", "retain_loss", "avg_gap", "seconds", "speedup",
-                "steps", "examples_seen")
+SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "test_acc_kept", "mia_svc", "mia", "forget_loss", "retain_loss",
+                "avg_gap", "seconds", "speedup", "steps", "examples_seen")
 
 
 def ci95(x) -> float:

@@ -197,7 +197,7 @@ def _rows_in(path) -> str:
 
 
 KEY_COLS = ("scenario", "strategy", "variant", "selector", "fraction", "seeds", "avg_gap", "forget_acc", "retain_acc",
-            "test_acc", "mia", "steps", "seconds")
+            "test_acc", "mia_svc", "steps", "seconds")
 MIN_SECONDS = 0.05  # a speed-up is shown only where the unlearning took at least this long (below: timer and start-up noise)
 
 
@@ -219,10 +219,10 @@ def bench_table(summary, wide: bool = False, width: int = WIDTH):
     # 1. the key columns; then, while too wide, means without their interval (avg_gap's last), then fewer columns
     t = t[[c for c in KEY_COLS if c in t]]
     bare = lambda col: [v.split(" ± ")[0] for v in col]
-    for c in ["steps", "seconds", "mia", "test_acc", "retain_acc", "forget_acc", "avg_gap"]:
+    for c in ["steps", "seconds", "mia_svc", "test_acc", "retain_acc", "forget_acc", "avg_gap"]:
         if _width(t) <= width: break
         if c in t: t[c] = bare(t[c])
-    for c in ["steps", "mia", "seconds"]:
+    for c in ["steps", "mia_svc", "seconds"]:
         if _width(t) <= width: break
         t = t.drop(columns=c)
     return t

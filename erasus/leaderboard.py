@@ -40,9 +40,10 @@ def with_variants(rows: list, budget: str | None = None) -> list:
     return [dict(r, strategy=f"{r['strategy']} (tuned)") if r.get("variant") == "tuned" else r for r in rows]
 
 
-def _summary(rows: list, scenario: str, columns=(), budget: str | None = None):
-    "`summarize` of one scenario's rows over the given columns (and the ones plots need)."
+def _summary(rows: list, scenario: str, columns=(), budget: str | None = None, variant: str | None = None):
+    "`summarize` of one scenario's rows over the given columns (and the ones plots need); only `variant` rows if given."
     cols = tuple(dict.fromkeys([*columns, "avg_gap", "forget_acc", "retain_acc", "test_acc", "examples_seen", "steps"]))
+    if variant is not None: rows = [r for r in rows if r.get("variant", "default") == variant]
     return summarize([r for r in with_variants(rows, budget) if r["scenario"] == scenario], cols=cols)
 
 
@@ -111,7 +112,7 @@ def fraction_plot(rows: list, scenario: str, ax=None, metric: str = "avg_gap", s
                   strategy: str | None = None):
     "`metric` against the fraction of the forget set kept: one line per strategy (for one `selector`) or per selector (for one `strategy`)."
     import matplotlib.pyplot as plt
-    s = _summary(rows, scenario, budget="equal-steps")
+    s = _summary(rows, scenario, budget="equal-steps", variant="default")
     s = s[~s.strategy.isin(["base", "retrain"])]
     if strategy is not None: s, by, what = s[s.strategy == strategy], "selector", f"{strategy}, by selector"
     else: s, by, what = s[s.selector.isin([selector, "full"])], "strategy", f"{selector} selector, by strategy"
@@ -130,7 +131,7 @@ def selector_bars(rows: list, scenario: str, strategy: str = "negative_gradient"
                   metric: str = "avg_gap", budget: str = "equal-steps"):
     "`metric` (mean ± 95% interval) of every selector at one `fraction` for one `strategy`, best on top; `full` as a line."
     import matplotlib.pyplot as plt
-    s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget)
+    s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget, variant="default")
     if s.empty: raise ValueError(f"no finished rows for {strategy!r} on scenario {scenario!r}")
     at = s[(s.fraction == fraction) & (s.selector != "full")].sort_values(metric, ascending=False, kind="stable")
     if at.empty: raise ValueError(f"no rows for {strategy!r} at fraction {fraction:g}; fractions run: {sorted(set(s.fraction))}")
@@ -151,7 +152,7 @@ def compute_plot(rows: list, scenario: str, strategy: str = "negative_gradient",
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6.5, 4))[1]
     for budget, style in (("equal-steps", dict(marker="o", ls="-")), ("equal-epochs", dict(marker="s", ls="--", mfc="none"))):
-        s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget)
+        s = _summary([r for r in rows if r["strategy"] == strategy], scenario, budget=budget, variant="default")
         for j, sel in enumerate(selectors):
             g = pd.concat([s[s.selector == sel], s[s.selector == "full"]]).sort_values("fraction")
             if g.empty: continue

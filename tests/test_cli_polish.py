@@ -69,5 +69,5 @@ def test_bench_table_fits():
     assert widest(res.stdout) <= WIDTH, res.stdout
     head = res.stdout.splitlines()[0].split()
     assert head[:6] == ["scenario", "strategy", "selector", "fraction", "seeds", "avg_gap"], head
-    assert {"forget_acc", "retain_acc", "test_acc", "mia", "steps", "seconds"} <= set(head) and "speedup" not in head
+    assert {"forget_acc", "retain_acc", "test_acc", "mia_svc", "steps", "seconds"} <= set(head) and "speedup" not in head
     assert "--wide" in res.stderr
