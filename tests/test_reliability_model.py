@@ -70,3 +70,24 @@ def test_fully_frozen_model_is_refused_clearly(name, small):
     with pytest.raises((ValueError, TypeError)) as info:
         unlearn(m, small.forget, small.retain, strategy=name, test=small.test)
     assert "torch.optim" not in str(info.value) and "empty parameter list" not in str(info.value), str(info.value)
+
+
+@pytest.fixture(scope="module")
+def float64_problem():
+    "A float64 model trained on float64 data (3 classes), class 0 to forget."
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3)).double()
+    X = torch.randn(400, 8, dtype=torch.float64); y = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    for _ in range(100): opt.zero_grad(); nn.functional.cross_entropy(m(X[:300]), y[:300]).backward(); opt.step()
+    tr = torch.arange(300)
+    return m, (X[tr][y[:300] == 0], y[:300][y[:300] == 0]), (X[tr][y[:300] != 0], y[:300][y[:300] != 0]), (X[300:], y[300:])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_models_work(name, float64_problem):
+    "Every strategy runs on a float64 model (no 'both inputs should have same dtype'), and its result stays float64."
+    m, forget, retain, test = float64_problem
+    res = unlearn(m, forget, retain, strategy=name, test=test)
+    assert all(p.dtype == torch.float64 for p in res.model.parameters()), f"{name} changed the model's dtype"
+    assert res.forget_acc is not None and 0 <= res.forget_acc <= 1
