@@ -151,7 +151,7 @@ def _check_hparam(kind: str, name: str, v) -> None:
     if name == "lr" or name.endswith("_lr"):                      # learning rates: positive finite numbers
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             raise TypeError(f"{where} must be a number, got {type(v).__name__} {v!r}")
-        if not (math.isfinite(v) and v > 0): raise ValueError(f"{where} must be a positive finite number, got {v!r} "
+        if not (math.isfinite(v) and v > 0): raise ValueError(f"{where} must be positive and finite, got {v!r} "
                                                               "(0 would leave the model unchanged)")
     elif name in ("steps", "ft_steps") and v is None: return     # None: derived from the whole forget set
     elif name in ("steps", "ft_steps", "epochs", "ft_epochs", "batch_size", "forget_batch_size"):   # counts: ints >= 1
