@@ -177,9 +177,11 @@ def _bench(args, argv: list) -> dict:
     pool = None
     if args.workers > 1:
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
+        from erasus.core import worker_init
         pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=torch.set_num_threads, initargs=(args.threads,))
+                                   initializer=worker_init, initargs=(args.threads, os.getpid()))
     try:
         return run_bench(args.benchmark, _csv(args.scenarios), strategies, selectors, _floats(args.fractions, "--fractions"),
                          _seed_list(args.seeds), hparams, out=args.out, options=_options(args.option),

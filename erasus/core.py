@@ -24,9 +24,9 @@ from torch import nn
 __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strategy', 'register_selector', 'register_metric',
            'register_benchmark', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection', 'budget',
            'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot', 'warmup',
-           'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches', 'epoch_batches',
-           'make_optimizer', 'batch_rows', 'optimise', 'per_example_grads', 'fisher_diagonal', 'loss_gradient',
-           'parametrised_layers', 'reinit_layers']
+           'worker_init', 'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches',
+           'epoch_batches', 'make_optimizer', 'batch_rows', 'optimise', 'per_example_grads', 'fisher_diagonal',
+           'loss_gradient', 'parametrised_layers', 'reinit_layers']
 
 # %% ../nbs/00_core.ipynb #153bcb7b
 @dataclass
@@ -273,6 +273,16 @@ def warmup() -> None:
     params = {k: v.detach() for k, v in m.named_parameters()}
     vmap(grad(lambda p, x: functional_call(m, p, (x,)).sum()), in_dims=(None, 0))(params, torch.zeros(3, 1, 2))
     _warm = True
+
+
+def worker_init(threads: int, parent: int) -> None:
+    "Set up a grid worker process: `threads` torch threads, and exit as soon as its parent process `parent` is gone."
+    import os, threading, time
+    torch.set_num_threads(threads)
+    def watch():                                          # a killed parent (SIGKILL) leaves no one to stop the pool
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="erasus-parent-watch").start()
 
 # %% ../nbs/00_core.ipynb #88040363
 class NonFiniteLossError(FloatingPointError):

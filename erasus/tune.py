@@ -216,10 +216,12 @@ def tune(benchmark: str, scenario, strategies=None, trials: int = 20, seeds=(100
     pool = None
     if workers > 1:
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
+        from erasus.core import worker_init
         import torch
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=torch.set_num_threads, initargs=(1,))
+                                   initializer=worker_init, initargs=(1, os.getpid()))
     try:
         if pool is None: results = ((s, st, tune_study(benchmark, s, st, trials, seeds, options, sampler_seed)) for s, st in jobs)
         else:
