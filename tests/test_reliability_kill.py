@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 
@@ -21,7 +23,7 @@ def _alive(pid):
     return not (st.exists() and st.read_text().split()[2] == "Z")
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and pgrep")
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("pgrep") is None, reason="uses /proc and pgrep")
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     cmd = [sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())", "bench", "digits", "--strategies", "gradient_ascent,negative_gradient,scrub",
            "--seeds", "3", "--workers", "2", "--no-progress", "--out", str(tmp_path / "r.json")]
