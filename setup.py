@@ -16,6 +16,7 @@ py_versions = ["3.10", "3.11", "3.12", "3.13"]
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
 tune_requirements = cfg.get("tune_requirements", "").split()
+llm_requirements = cfg.get("llm_requirements", "").split()
 console_scripts = [s.strip() for s in cfg.get("console_scripts", "").split("\n") if s.strip()]
 readme = Path(__file__).parent / "README.md"
 
@@ -41,7 +42,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=">=" + cfg["min_python"],
     install_requires=requirements,
-    extras_require={"dev": dev_requirements, "tune": tune_requirements},
+    extras_require={"dev": dev_requirements, "tune": tune_requirements, "llm": llm_requirements},
     entry_points={"console_scripts": console_scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )
