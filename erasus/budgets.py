@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,11 +15,12 @@ from torch import nn
 
 from .core import batches, cycle_batches, eval_mode
 from .data import Problem, n_rows, subset
-from .tasks import Task
+from .tasks import ClassificationTask, Task
 
 # %% auto #0
-__all__ = ['STEP_FLOOR', 'STEP_CEILING', 'WARMUP_STEPS', 'TARGET_TOL', 'OVERSHOOT', 'RETAIN_DROP', 'step_budget', 'warmup_steps',
-           'forget_retain_stream', 'Target', 'defines', 'measure', 'oracle_target', 'resolve_target', 'StopRule',
+__all__ = ['STEP_FLOOR', 'STEP_CEILING', 'WARMUP_STEPS', 'SAFETY', 'GROWTH', 'MAX_GAP', 'WATCH', 'TARGET_TOL', 'OVERSHOOT',
+           'RETAIN_DROP', 'step_budget', 'warmup_steps', 'forget_retain_stream', 'Target', 'defines', 'measure',
+           'oracle_target', 'resolve_target', 'exact_stops', 'margins', 'kept_right', 'margin_distance', 'StopRule',
            'stop_rule', 'UnlearningWarning', 'assess']
 
 # %% ../nbs/02a_budgets.ipynb #030e494b
@@ -145,34 +147,126 @@ def resolve_target(problem: Problem, target_acc="oracle") -> Target:
     return Target(float(target_acc), "forget_acc", "given")
 
 # %% ../nbs/02a_budgets.ipynb #dc77a00f
+SAFETY = 0.5  # the next check comes after this share of the steps that the last speed needs to reach the target
+GROWTH = 1.5  # a gap between checks grows at most by this factor from one check to the next
+MAX_GAP = 4  # and is never longer than this many steps: a collapse can take a deep network past its target in 4
+WATCH = 8  # a target that lets at most this many examples stay right is watched on them plus this many more
+_exact = False  # set by `exact_stops`: the default schedule checks after every step
+
+
+@contextmanager
+def exact_stops():
+    "Within this block, stop rules on the default schedule check the whole set after every step: the exact rule."
+    global _exact
+    before, _exact = _exact, True
+    try: yield
+    finally: _exact = before
+
+
+def margins(logits: torch.Tensor,  # (n, C) a classifier's outputs
+            labels: torch.Tensor) -> torch.Tensor:  # (n,) the true classes
+    "(n,) each example's true-class logit minus its best other logit: > 0 exactly where the classifier is right."
+    true = logits.gather(1, labels[:, None])[:, 0]
+    return true - logits.scatter(1, labels[:, None], -math.inf).amax(1)
+
+
+def kept_right(value: float, n: int) -> int:
+    "How many of `n` examples may still be right at accuracy `value` or below."
+    return math.floor(value * n + 1e-9)
+
+
+def margin_distance(m: torch.Tensor, keep: int) -> float:
+    "How far margins `m` are from leaving at most `keep` examples right: the (keep + 1)-th largest margin, 0 once there."
+    return 0.0 if keep >= len(m) else max(0.0, torch.topk(m, keep + 1).values[-1].item())
+
+
+def _has_margins(task: Task) -> bool:
+    "Is `task` a classifier whose correctness is the argmax of its logits (so one pass gives accuracy and margins)?"
+    return isinstance(task, ClassificationTask) and type(task).correct is ClassificationTask.correct \
+        and type(task).logits is ClassificationTask.logits
+
+
 class StopRule:
-    "`stop(model, step)` for `optimise`: true once the whole forget set reaches the target (sampled, every few steps)."
+    "`stop(model, step)` for `optimise`: true once the whole forget set (or a fixed sample) reaches the target; checked on an adaptive schedule, or every `every` steps."
 
     def __init__(self, problem: Problem, target_acc="oracle", batch_size: int = 32, every: int | None = None,
-                 max_rows: int = 256):
+                 max_rows: int = 256, safety: float = SAFETY, max_gap: int = MAX_GAP):
         self.target, self.task = resolve_target(problem, target_acc), problem.task
         data, n = problem.whole_forget, problem.n_whole_forget
         if n > max_rows:                                            # 1. a fixed sample of a large forget set
             data = subset(data, torch.randperm(n, generator=problem.generator(offset=997))[:max_rows])
-        self.data, m = data, n_rows(data)
-        self.every = _count("every", every) if every is not None else 1   # 2. every step: ascent can overshoot fast
-        self.checks, self.rows, self.last = 0, 0, None
+        self.data = data
+        if every is None and _exact: every = 1                      # 2. the exact rule: the whole set after every step
+        self.every = None if every is None else _count("every", every)   # None: the adaptive schedule
+        if not 0 < safety <= 1: raise ValueError(f"safety must be in (0, 1], got {safety}")
+        self.safety, self.max_gap = safety, _count("max_gap", max_gap)
+        self.margins = self.target.value is not None and self.target.metric == "forget_acc" and _has_margins(self.task)
+        self.keep = kept_right(self.target.value, n_rows(data)) if self.margins else None
+        self.checks, self.full, self.rows, self.last, self.due, self.seen, self.watch = 0, 0, 0, None, 1, [], None
+        self.called = None                                          # the step of the last call
 
     def __call__(self, model: nn.Module, step: int) -> bool:
-        if self.target.value is None or step % self.every: return False
-        self.last = measure(model, self.task, self.data, self.target.metric)   # 3. where the forget set is now
-        self.checks += 1; self.rows += n_rows(self.data)
-        return self.target.met(self.last)
+        if self.target.value is None: return False
+        due = step % self.every == 0 if self.every else step >= self.due   # a fixed period, or the schedule's step
+        if self.every is None and self.called is not None and step > self.called + 1:
+            due, self.seen = True, []                               # 3. after the caller's silence: look, extrapolate afresh
+        self.called = step
+        if not due: return False
+        self.checks += 1
+        if self.watch is not None:                                  # 4. a look at the watch list first
+            self.rows += n_rows(self.watch)
+            dist = self.distance(model, self.watch)
+            if dist > 0: self.due = step + self.gap(step, dist); return False   # keep + 1 of them still right
+        self.last, dist = self.measure(model)                       # 5. the whole set: the decision is this one
+        self.full += 1; self.rows += n_rows(self.data)
+        if self.target.met(self.last): return True
+        if self.every is None: self.due = step + self.gap(step, dist)
+        return False
+
+    @torch.no_grad()
+    def distance(self, model: nn.Module, data: tuple, whole: bool = False):
+        "How far `data` is from the target in margins (the (keep + 1)-th largest); with `whole`, also the accuracy and the margins."
+        with eval_mode(model):
+            z = torch.cat([self.task.logits(model, b).float() for b in batches(data, 1024, shuffle=False)])   # (n, C)
+        m = margins(z, data[1])                                     # (n,)
+        d = margin_distance(m, self.keep)
+        return ((z.argmax(-1) == data[1]).float().mean().item(), d, m) if whole else d
+
+    def measure(self, model: nn.Module) -> tuple:
+        "(forget accuracy or loss, distance to the target) of `model` on the whole watched set, in one pass."
+        t, metric = self.target.value, self.target.metric
+        if self.margins:                                            # a classifier: accuracy and margins from its logits
+            acc, d, m = self.distance(model, self.data, whole=True)
+            if self.every is None and self.keep <= WATCH and self.keep + 1 + WATCH < len(m):
+                top = torch.topk(m, self.keep + 1 + WATCH).indices       # 6. the examples that will be right longest
+                self.watch = subset(self.data, top)
+            return acc, d
+        v = measure(model, self.task, self.data, metric)
+        if metric == "forget_acc": return v, v - t                  # accuracy left to lose
+        return v, math.log(t / v) if 0 < v < math.inf and t > 0 else t - v   # a loss grows about geometrically
+
+    def gap(self, step: int, dist: float) -> int:
+        "Steps to the next check: `safety` times the steps that moving at the recent speed would take to close `dist`, within bounds."
+        self.seen = (self.seen + [(step, dist)])[-3:]               # the last three checks
+        if len(self.seen) < 2 or not math.isfinite(dist): return 1
+        # 7. how fast the distance moved per step, either way: a wobbling distance reaches 0 by a wobble as by a trend
+        v = [abs(d0 - d1) / (s1 - s0) for (s0, d0), (s1, d1) in zip(self.seen, self.seen[1:])]
+        speed = v[-1]
+        if len(v) == 2 and v[1] > v[0]: speed = v[1] ** 2 / v[0] if v[0] > 0 else math.inf   # 8. speeding up: assume it goes on
+        ahead = math.floor(self.safety * dist / speed) if speed > 0 else self.max_gap
+        return max(1, min(ahead, math.ceil(GROWTH * (step - self.seen[-2][0])), self.max_gap))   # 9. growing slowly, never long
 
     def log(self) -> dict:
         "What the rule aimed at and what it cost, merged into the strategy's log by `optimise`."
         return dict(target=self.target.value, target_metric=self.target.metric, target_basis=self.target.basis,
-                    stop_every=self.every, stop_checks=self.checks, stop_rows=self.rows)
+                    stop_every=self.every or "adaptive", stop_checks=self.checks, stop_full_checks=self.full,
+                    stop_rows=self.rows)
 
 
 def stop_rule(problem: Problem, target_acc="oracle", batch_size: int = 32, **kw) -> StopRule:
     "The oracle-level stop rule for a strategy with hyperparameter `target_acc`."
     return StopRule(problem, target_acc, batch_size, **kw)
+
 
 # %% ../nbs/02a_budgets.ipynb #9812e6f1
 class UnlearningWarning(UserWarning):

@@ -65,7 +65,8 @@ def certification_budget(sigma: float, epsilon: float, delta: float) -> float:
 # %% ../../nbs/strategies/45_certified_removal.ipynb #864fd2e4
 @register_strategy(family="parameter", kinds=["classification"],
                    paper="Guo, Goldstein, Hannun, van der Maaten, ICML 2020 (certified removal)",
-                   presets={"one_step": dict(newton_steps=1)})
+                   presets={"one_step": dict(newton_steps=1)},
+                   space=dict(lam=("log", 1e-4, 1e-2), newton_steps=("int", 1, 20)))
 def certified_removal(problem, *, lam: float = 1e-3, newton_steps: int = 10, noise: torch.Tensor | None = None,
                       sigma: float = 10.0, epsilon: float = 1.0, delta: float = 1e-4, spent: float = 0.0):
     "Newton removal on the L2-regularised softmax last layer (features fixed), with the certified-removal residual bound."

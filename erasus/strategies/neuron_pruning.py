@@ -142,9 +142,10 @@ def neuron_pruning(problem, *, prune_frac: float = 0.02, stat: str = "abs", eps:
     frozen = _frozen(pairs, norms)
     if frozen.all(): raise ValueError("every hidden layer is frozen (requires_grad=False): neuron_pruning may prune none")
     n = sum(sizes); k = max(1, round(prune_frac * n))
-    stop = stop_rule(problem, target_acc)
+    stop = stop_rule(problem, target_acc, every=1)                           # after every step: a step cannot be undone
     guard = _retain_guard(model, problem, max_retain_drop)                  # pruning cannot be repaired: stop before damage
     dead, steps, stopped, undone = torch.zeros(n, dtype=torch.bool), [], False, []   # (N,) pruned so far; units per step
+    seen = 0                                                                # rows through the model for the scores
     for step in range(1, max_steps + 1):
         # 2. importance of each unit on D_f (selector weights) and on D_r, at the current weights
         imp_f, peak = unit_importance(model, pairs, problem.forget, problem.forget_weights, stat)   # (N,)
@@ -152,6 +153,7 @@ def neuron_pruning(problem, *, prune_frac: float = 0.02, stat: str = "abs", eps:
             raise ValueError("zeroing a unit's incoming weights did not silence it: the model's activation has f(0) != 0 "
                              "or its layers are not applied one after another")
         imp_r, _ = unit_importance(model, pairs, problem.retain, None, stat)                        # (N,)
+        seen += problem.n_forget + problem.n_retain
         # 3. the k live, unfrozen units with the highest ratio (ties: the first in layer order)
         score = (imp_f / (imp_r + eps)).masked_fill(dead | frozen, -float("inf"))
         new = torch.sort(score, descending=True, stable=True).indices[:min(k, int((~(dead | frozen)).sum()))]
@@ -173,6 +175,6 @@ def neuron_pruning(problem, *, prune_frac: float = 0.02, stat: str = "abs", eps:
                          "or its layers are not applied one after another")
     if steps and state_equal(model, problem.model):
         raise ValueError("neuron_pruning changed nothing: every unit it chose already had zero incoming weights")
-    return model.eval(), dict(steps=len(steps), budget=max_steps, stopped=stopped, pruned=int(dead.sum()),
+    return model.eval(), dict(steps=len(steps), budget=max_steps, examples_seen=seen, stopped=stopped, pruned=int(dead.sum()),
                               share=int(dead.sum()) / n, units=steps, per_layer=[int(d.sum()) for d in dead.split(sizes)],
                               undone=undone, **stop.log())
