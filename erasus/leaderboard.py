@@ -13,7 +13,7 @@ from .bench import load_results, summarize
 
 # %% auto #0
 __all__ = ['COLUMNS', 'DETAIL_COLUMNS', 'ORIGINAL_COLUMNS', 'results_path', 'with_variants', 'leaderboard', 'show', 'details',
-           'tradeoff_plot', 'fraction_plot', 'selector_bars', 'compute_plot', 'provenance_table']
+           'metric_label', 'tradeoff_plot', 'fraction_plot', 'selector_bars', 'compute_plot', 'provenance_table']
 
 # %% ../nbs/08_leaderboard.ipynb #461ab950
 COLUMNS = {"avg_gap": "Avg. Gap ↓", "forget_acc": "forget", "retain_acc": "retain ↑", "test_acc": "test ↑",
@@ -49,7 +49,7 @@ def _summary(rows: list, scenario: str, columns=(), budget: str | None = None, v
 
 def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: str | None = "full", digits: int = 3,
                 budget: str | None = None, intervals=("avg_gap",), seeds: bool = False) -> pd.DataFrame:
-    "One scenario's table: mean ± 95% interval over seeds, ranked by Avg. Gap; base and retrain rows as references."
+    "One scenario's table: mean ± 95% interval over seeds (one unbreakable string), ranked by Avg. Gap; base and retrain rows as references."
     s = _summary(rows, scenario, columns, budget)
     if s.empty: raise ValueError(f"no finished rows for scenario {scenario!r}")
     if selector is not None: s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
@@ -61,7 +61,7 @@ def leaderboard(rows: list, scenario: str, columns: dict = COLUMNS, selector: st
         if c not in s: continue
         d = 0 if c in ("steps", "examples_seen") else digits              # counts read better without decimals
         ci = s.get(c + "_ci", pd.Series([0] * len(s))) if intervals is None or c in intervals else [0] * len(s)
-        out[label] = [("–" if pd.isna(m) else f"{m:.{d}f}" + ("" if pd.isna(h) or h == 0 else f" ± {h:.{d}f}"))
+        out[label] = [("–" if pd.isna(m) else f"{m:.{d}f}" + ("" if pd.isna(h) or h == 0 else f"\u00a0±\u00a0{h:.{d}f}"))
                       for m, h in zip(s[c], ci)]
     ref = s.strategy.isin(["base", "retrain"]).values
     out.insert(0, "rank", ["" if r else int(k) for r, k in zip(ref, (~ref).cumsum())])
@@ -79,31 +79,51 @@ def details(table: pd.DataFrame, summary: str = "Every column, with 95% interval
     return HTML(f"<details><summary>{summary}</summary>{table.to_html(index=False)}</details>")
 
 
+def metric_label(metric: str) -> str:
+    "A metric's name for a plot axis: `avg_gap` reads as Avg. Gap, lower is better."
+    return {"avg_gap": "Avg. Gap to the oracle (lower is better)"}.get(metric, DETAIL_COLUMNS.get(metric, metric))
+
+
+def _axis(v: pd.Series, ci: pd.Series, floor: float = 0.02):
+    "Limits that fit the points and their intervals (within [0, 1]), and a mask of the points far from the rest (3 spreads of the middle half)."
+    q1, q3 = v.quantile(0.25), v.quantile(0.75)
+    spread = max(q3 - q1, floor)
+    inside = (v >= q1 - 3 * spread) & (v <= q3 + 3 * spread)
+    lo, hi = max((v - ci.fillna(0))[inside].min(), 0), min((v + ci.fillna(0))[inside].max(), 1)   # accuracies: in [0, 1]
+    pad = max(floor / 2, 0.08 * (hi - lo))
+    return lo - pad, hi + pad, ~inside
+
+
 def tradeoff_plot(rows: list, scenario: str, ax=None, selector: str = "full", variant: str | None = "default"):
     "Forget against retain accuracy per strategy (mean ± 95% interval), oracle ★ and base ✕ marked; axes fit the strategies."
     import matplotlib.pyplot as plt
+    # 1. one point per strategy, the oracle as a star; tuned rows are in the tables
     s = _summary(rows, scenario)
     s = s[(s.selector == selector) | s.strategy.isin(["base", "retrain"])]
-    if variant == "default": s = s[~s.strategy.str.endswith("(tuned)")]      # tuned rows: in the tables
+    if variant == "default": s = s[~s.strategy.str.endswith("(tuned)")]
     ax = ax or plt.subplots(figsize=(8, 4.5))[1]
-    markers, pts = "osD^vP<>hp", s[~s.strategy.isin(["base"])]
-    for j, (_, r) in enumerate(pts.iterrows()):
+    pts = s[~s.strategy.isin(["base"])].reset_index(drop=True)
+    # 2. axes that fit most strategies; a point far from the rest (the base model, often at forget accuracy 1) sits at the edge
+    x0, x1, out_x = _axis(pts.forget_acc, pts.forget_acc_ci)
+    y0, y1, out_y = _axis(pts.retain_acc, pts.retain_acc_ci, floor=0.005)
+    ax.set_xlim(x0, x1); ax.set_ylim(y0, y1)
+    edge = lambda r: (min(max(r.forget_acc, x0), x1), min(max(r.retain_acc, y0), y1))
+    off = lambda r, at: f"{r.strategy} ({r.forget_acc:.2f}, {r.retain_acc:.2f})" + ("" if at == (r.forget_acc, r.retain_acc) else ", off the axes")
+    # 3. colour x marker, so 20+ strategies stay distinct; the legend sits outside the axes
+    markers = "osD^vP<>hp"
+    for j, r in pts.iterrows():
         style = dict(marker="*", s=220, color="gold", edgecolor="k", zorder=3) if r.strategy == "retrain" else \
-            dict(marker=markers[j // 10 % len(markers)], s=50, color=f"C{j % 10}", zorder=2)   # colour x marker: distinct
-        ax.errorbar(r.forget_acc, r.retain_acc, xerr=r.forget_acc_ci, yerr=r.retain_acc_ci, fmt="none", ecolor="0.6", lw=1)
-        ax.scatter(r.forget_acc, r.retain_acc, label=r.strategy, **style)
-    # the axes fit the strategies; the base model, often far off (forget accuracy 1 on a forgotten class), sits at the edge
-    x0, x1 = (pts.forget_acc - pts.forget_acc_ci).min(), (pts.forget_acc + pts.forget_acc_ci).max()
-    y0, y1 = (pts.retain_acc - pts.retain_acc_ci).min(), (pts.retain_acc + pts.retain_acc_ci).max()
-    px, py = max(0.01, 0.08 * (x1 - x0)), max(0.002, 0.08 * (y1 - y0))
-    ax.set_xlim(x0 - px, x1 + px); ax.set_ylim(y0 - py, y1 + py)
+            dict(marker=markers[j // 10 % len(markers)], s=50, color=f"C{j % 10}", zorder=2)
+        at = edge(r)
+        if not (out_x[j] or out_y[j]):
+            ax.errorbar(r.forget_acc, r.retain_acc, xerr=r.forget_acc_ci, yerr=r.retain_acc_ci, fmt="none", ecolor="0.6", lw=1)
+        ax.scatter(*at, label=r.strategy if at == (r.forget_acc, r.retain_acc) else off(r, at), clip_on=False, **style)
     for _, r in s[s.strategy == "base"].iterrows():
-        bx, by = min(max(r.forget_acc, x0 - px), x1 + px), min(max(r.retain_acc, y0 - py), y1 + py)
-        ax.scatter(bx, by, marker="X", s=90, color="grey", zorder=3, clip_on=False,
-                   label=f"base ({r.forget_acc:.2f}, {r.retain_acc:.2f})" + ("" if (bx, by) == (r.forget_acc, r.retain_acc) else ", off the axes"))
+        at = edge(r)
+        ax.scatter(*at, marker="X", s=90, color="grey", zorder=3, clip_on=False, label=off(r, at))
     ax.set_xlabel("forget accuracy (closer to the ★ oracle is better)"); ax.set_ylabel("retain accuracy")
     ax.set_title(f"{s.benchmark.iloc[0]} / {scenario}: forget vs retain")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(s) // 18)   # outside the axes
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(s) // 18, frameon=False)   # outside the axes
     ax.grid(alpha=0.3)
     return ax
 
@@ -123,7 +143,8 @@ def fraction_plot(rows: list, scenario: str, ax=None, metric: str = "avg_gap", s
         g = g.sort_values("fraction")
         ax.errorbar(g.fraction, g[metric], yerr=g[metric + "_ci"], marker="o", capsize=3, label=name)
     ax.set_xscale("log"); ax.set_xlabel("fraction of the forget set the strategy saw (1.0 = full)")
-    ax.set_ylabel(metric); ax.set_title(f"{scenario}: {what}"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fr = sorted(set(s.fraction)); ax.set_xticks(fr, [f"{f:g}" for f in fr]); ax.minorticks_off()   # ticks at the fractions run
+    ax.set_ylabel(metric_label(metric)); ax.set_title(f"{scenario}: {what}"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
 
 
@@ -140,15 +161,15 @@ def selector_bars(rows: list, scenario: str, strategy: str = "negative_gradient"
             color=["C3" if n == "random" else "C0" for n in at.selector])          # random, the baseline, in red
     full = s[s.selector == "full"]
     if len(full): ax.axvline(full[metric].iloc[0], color="k", ls="--", lw=1, label="full forget set")
-    ax.set_xlabel(metric + (" (lower is better)" if metric == "avg_gap" else ""))
-    ax.set_title(f"{scenario}: {strategy} on {fraction:g} of the forget set ({budget})")
+    ax.set_xlabel(metric_label(metric)); ax.set_xlim(left=0)                              # the metrics plotted are >= 0
+    ax.set_title(f"{scenario}: {strategy}, {fraction:.0%} of the forget set" + ("" if budget == "equal-steps" else f" ({budget})"))
     if len(full): ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return ax
 
 def compute_plot(rows: list, scenario: str, strategy: str = "negative_gradient", selectors=("random",), ax=None,
                  metric: str = "avg_gap"):
-    "`metric` against examples seen (forward + backward passes) for coresets at equal steps and at equal epochs."
+    "`metric` against examples seen (forward + backward passes) for coresets at equal steps and at equal epochs (labelled by fraction)."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6.5, 4))[1]
     for budget, style in (("equal-steps", dict(marker="o", ls="-")), ("equal-epochs", dict(marker="s", ls="--", mfc="none"))):
@@ -157,11 +178,13 @@ def compute_plot(rows: list, scenario: str, strategy: str = "negative_gradient",
             g = pd.concat([s[s.selector == sel], s[s.selector == "full"]]).sort_values("fraction")
             if g.empty: continue
             ax.errorbar(g.examples_seen, g[metric], yerr=g[metric + "_ci"], capsize=2, color=f"C{j}",
-                        label=f"{sel}, {budget}", **style)
-            for _, r in g.iterrows(): ax.annotate(f"{r.fraction:g}", (r.examples_seen, r[metric]), fontsize=7,
+                        label=f"{sel}, {budget}" + (" (every fraction: about the same compute)" if budget == "equal-steps" else ""), **style)
+            if budget == "equal-steps": continue   # its points sit at about the same compute: their labels would overlap
+            for _, r in g.iterrows(): ax.annotate(f"{r.fraction:g}", (r.examples_seen, r[metric]), fontsize=8,
                                                   xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log"); ax.set_xlabel("examples seen (forward + backward), mean over seeds")
-    ax.set_ylabel(metric + (" (lower is better)" if metric == "avg_gap" else ""))
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())   # 3x10^2, 4x10^2, ... ran into each other
+    ax.set_ylabel(metric_label(metric))
     ax.set_title(f"{scenario}: {strategy}, coreset fraction at each point"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax
 

@@ -1,4 +1,5 @@
 """The offline docs build (nbdev's notebook processing + smalldocs, tools/docs.py): every notebook becomes a page."""
+import html
 import os
 import re
 import sys
@@ -107,3 +108,60 @@ def test_no_two_sources_share_a_page_in_the_real_build():
     assert len(names) > 10
     shared = {str(k): v for k, v in names.items() if len(v) > 1}
     assert not shared, shared
+
+
+def _tables(page: str) -> list:
+    "Each table on a page as (header cells, first cell of each body row, folded: inside a `<details>` toggle)."
+    folds = [(m.start(), m.end()) for m in re.finditer(r"<details\b.*?</details>", page, re.S)]
+    text = lambda c: re.sub(r"<[^>]+>", "", c).strip()
+    out = []
+    for m in re.finditer(r"<table\b.*?</table>", page, re.S):
+        head = re.search(r"<thead>(.*?)</thead>", m.group(0), re.S)
+        rows = re.findall(r"<tr\b.*?</tr>", head.group(1) if head else m.group(0), re.S)
+        cells = [text(c) for c in re.findall(r"<th\b[^>]*>(.*?)</th>", rows[-1] if rows else "", re.S)]
+        body = re.search(r"<tbody>(.*?)</tbody>", m.group(0), re.S)
+        labels = [text(r[0]) for r in (re.findall(r"<t[hd]\b[^>]*>(.*?)</t[hd]>", row, re.S)
+                                       for row in re.findall(r"<tr\b.*?</tr>", body.group(1) if body else "", re.S)) if r]
+        out.append((cells, labels, any(a <= m.start() < b for a, b in folds)))
+    return out
+
+
+def _prose(page: str) -> str:
+    "A page's text outside code, maths, scripts and styles: what the reader reads as prose."
+    main = page[page.find("<main"):page.rfind("</main>")]
+    for tag in ("pre", "code", "math", "script", "style"): main = re.sub(rf"<{tag}\b.*?</{tag}>", " ", main, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", main))
+
+
+def test_no_tex_left_for_a_script(site):
+    "Prose holds no TeX that a script would have had to render (`$...$` markdown did not take as maths, or `\\frac`)."
+    tex = re.compile(r"\$[^$\s][^$]*?\$|\\(?:frac|sum|mathcal|mathbb|theta|lambda|alpha|nabla|left|right|operatorname|begin)\b")
+    raw = {name: tex.findall(_prose(page))[:3] for name, page in pages(site).items()}
+    raw = {k: v for k, v in raw.items() if v}
+    assert not raw, raw
+
+
+def test_leaderboard_tables_lead_with_their_key_columns(site):
+    "Leaderboard tables: rank, strategy and Avg. Gap first, few enough columns to fit at 1400 px, and readers' names."
+    found = 0
+    for name, page in pages(site).items():
+        if not name.startswith("leaderboards/") or name.endswith("index.html"): continue
+        for cells, _, folded in _tables(page):
+            raw = [c for c in cells if re.fullmatch(r"\w+_\w+", c)]   # `avg_gap`, `mia_svc`: a column name, not a label
+            assert not raw, (name, cells)
+            if folded or "Avg. Gap ↓" not in cells: continue
+            found += 1
+            assert cells.index("Avg. Gap ↓") <= 5 and len(cells) <= 10, (name, cells)
+            if "rank" in cells: assert cells[:3] == ["rank", "strategy", "Avg. Gap ↓"], (name, cells)
+    assert found >= 4
+
+
+def test_experiment_tables_show_avg_gap(site):
+    "A table of strategies' forget and retain accuracy beside the oracle's (`compare`'s) also shows Avg. Gap, which ranks them."
+    missing = []
+    for name, page in pages(site).items():
+        for cells, labels, _ in _tables(page):
+            against_oracle = "retrain" in labels and set(labels) - {"base", "retrain"}
+            if {"forget_acc", "retain_acc"} <= set(cells) and against_oracle and not {"avg_gap", "Avg. Gap ↓"} & set(cells):
+                missing.append((name, cells))
+    assert not missing, missing[:5]

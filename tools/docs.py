@@ -7,6 +7,7 @@ this runs the same processing and renders _proc/ with smalldocs (pure Python, in
     python tools/docs.py              # build into _docs/
     python tools/docs.py --out DIR    # build into DIR (emptied first when it holds a built site)
     python -m http.server -d _docs    # then look at it
+    python tools/screenshots.py       # or have Chromium look at every page at 1400 px: screenshots and a report
 
 The site works offline: maths is rendered to MathML here (latex2mathml, in the `dev` extra) instead of by KaTeX from
 a CDN, and cross-reference links (nbdev writes `https://<doc_host>/<baseurl>/api.html#unlearn`, the real build's page
@@ -48,10 +49,12 @@ def _drop_shell_exit_handlers():
         if issubclass(type(o), InteractiveShell): atexit.unregister(o.atexit_operations)
 
 
-# TeX that latex2mathml writes out as it is (`\Big\lVert`, `\arg`), or as a glyph few fonts have (`\setminus`): the same maths
+# TeX that latex2mathml writes out as it is (`\Big\lVert`, `\big\langle`, `\arg`), or as a glyph few fonts have (`\setminus`): the same maths
 TEX_FIXES = [
     (r"\\(big|Big|bigg|Bigg)([lrm]?)\s*\\(lVert|rVert|Vert|\|)", r"\\\1\2‖"),
     (r"\\(big|Big|bigg|Bigg)([lrm]?)\s*\\(lvert|rvert|vert)", r"\\\1\2|"),
+    (r"\\(big|Big|bigg|Bigg)([lrm]?)\s*\\langle(?![a-zA-Z])", r"\\\1\2⟨"),
+    (r"\\(big|Big|bigg|Bigg)([lrm]?)\s*\\rangle(?![a-zA-Z])", r"\\\1\2⟩"),
     (r"\\arg(?![a-zA-Z])", r"\\operatorname{arg}"),
     (r"\\setminus(?![a-zA-Z])", r"\\smallsetminus"),
     (r"\\text\{([^{}]*)\}", lambda m: r"\text{" + m.group(1).replace(r"\_", "_") + "}"),
