@@ -18,8 +18,10 @@ import secrets
 import stat
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +36,46 @@ from .models import atomic_write_text, config_hash
 
 
 # %% auto #0
-__all__ = ['ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows',
-           'run_row', 'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock',
-           'merge_results', 'resolved_hparams', 'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench',
-           'ci95', 'summarize', 'format_table']
+__all__ = ['PIECES', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'Scenario', 'get_scenario', 'row_key', 'check_budget',
+           'reference_rows', 'run_row', 'compare', 'provenance', 'load_results', 'save_results', 'check_writable',
+           'results_lock', 'merge_results', 'journal_path', 'Journal', 'read_journal', 'compact_journal',
+           'resolved_hparams', 'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95',
+           'summarize', 'format_table']
+
+# %% ../nbs/06_bench.ipynb #f8c20430
+PIECES = {  # where `erasus bench --profile` says a run's time went
+    "start-up": "process start to the first row: imports, torch warm-up, checking the grid",
+    "models": "building or loading the scenarios: data, base model, retrain oracle",
+    "selection": "selectors picking coresets",
+    "unlearning": "strategies, with their stop checks and the final target check",
+    "evaluation": "metrics of each unlearned model; of the base model and the oracle once per scenario",
+    "writing": "reading the results file, one journal line per row, the final compaction",
+    "workers": "waiting for rows that worker processes run (--workers; their own pieces are not split)",
+}
+_TIMES = ContextVar("erasus_bench_times", default=None)  # while `run_bench` runs: {piece: seconds}
+
+
+def _tick(piece: str, seconds: float) -> None:
+    "Add `seconds` to `piece` of the running grid's timings (nothing outside `run_bench`)."
+    times = _TIMES.get()
+    if times is not None: times[piece] = times.get(piece, 0.0) + seconds
+
+
+@contextlib.contextmanager
+def _timed(piece: str):
+    "Time the block into `piece` of the running grid's timings."
+    t0 = time.perf_counter()
+    try: yield
+    finally: _tick(piece, time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _timing(times: dict):
+    "Record the pieces of the run inside the block into `times`."
+    token = _TIMES.set(times)
+    try: yield times
+    finally: _TIMES.reset(token)
+
 
 # %% ../nbs/06_bench.ipynb #f79c1c7e
 @dataclass
@@ -52,15 +90,28 @@ class Scenario:
     oracle_info: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     indices: dict = field(default_factory=dict)  # forget / retain indices in the benchmark's training data
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # reference metrics, see below
 
     @property
     def retrain_seconds(self) -> float: return float(self.oracle_info.get("seconds") or float("nan"))
+
+    def reference_metrics(self, which: str, metrics) -> dict:
+        "The metrics of the base model (`which='base'`) or of the oracle (`'oracle'`), computed once per scenario and metric list."
+        from erasus.metrics import evaluate
+        # 1. the model and problem are part of the key's check, so a reassigned oracle or problem is measured anew
+        if which not in ("base", "oracle"): raise ValueError(f"which must be 'base' or 'oracle', got {which!r}")
+        model, key = self.oracle if which == "oracle" else self.problem.model, (which, tuple(metrics))
+        hit = self.memo.get(key)
+        if hit is None or hit[0] is not model or hit[1] is not self.problem:
+            with _timed("evaluation"): hit = self.memo[key] = (model, self.problem, evaluate(model, self.problem, metrics))
+        return dict(hit[2])
 
 
 def get_scenario(benchmark: str, scenario: str, seed: int = 0, **options) -> Scenario:
     "Build (or load from the cache) a registered benchmark's scenario."
     entry, preset = BENCHMARKS.get(benchmark)
     return entry.fn(scenario=scenario, seed=seed, **{**preset, **options})
+
 
 # %% ../nbs/06_bench.ipynb #5e096a3b
 ROW_KEYS = ("benchmark", "scenario", "seed", "strategy", "selector", "fraction")  # columns every row has
@@ -80,10 +131,10 @@ def check_budget(budget: str) -> str:
 
 def reference_rows(sc: Scenario, metrics=None) -> list:
     "The `base` and `retrain` rows of a scenario."
-    from erasus.metrics import DEFAULT_METRICS, avg_gap, evaluate
+    from erasus.metrics import DEFAULT_METRICS, avg_gap
     metrics, rows = metrics or DEFAULT_METRICS, []
-    oracle = dict(evaluate(sc.oracle, sc.problem, metrics), seconds=sc.retrain_seconds)
-    base = dict(evaluate(sc.problem.model, sc.problem, metrics), seconds=float(sc.base_info.get("seconds") or float("nan")))
+    oracle = dict(sc.reference_metrics("oracle", metrics), seconds=sc.retrain_seconds)
+    base = dict(sc.reference_metrics("base", metrics), seconds=float(sc.base_info.get("seconds") or float("nan")))
     for name, m in (("base", base), ("retrain", oracle)):
         rows.append(dict(benchmark=sc.benchmark, scenario=sc.scenario, seed=sc.seed, strategy=name, selector="-",
                          fraction=1.0, variant="default", k=sc.problem.n_forget, n_forget=sc.problem.n_forget, **m,
@@ -113,13 +164,15 @@ def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float
                target=None, target_basis=None, reached=None, warnings=[], status="ok", error=None)
     try:
         # 2. unlearn; a missed target goes into the row instead of a warning per row
+        t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnlearningWarning)
             res = unlearn(sc.problem, None, None, strategy=strategy, selector=selector, fraction=fraction, seed=sc.seed,
                           selector_kwargs=selector_hparams, budget=budget, **(hparams or {}))
-        # 3. measure against the oracle, with what the run says about its work and its target
-        m = evaluate(res.model, sc.problem, metrics)
-        oracle = evaluate(sc.oracle, sc.problem, metrics)
+        _tick("selection", res.select_seconds); _tick("unlearning", time.perf_counter() - t0 - res.select_seconds)
+        # 3. measure against the oracle (whose metrics the scenario computes once), with what the run says about its work
+        with _timed("evaluation"): m = evaluate(res.model, sc.problem, metrics)
+        oracle = sc.reference_metrics("oracle", metrics)
         row.update(m, k=res.selection.k, seconds=res.seconds + res.select_seconds, select_seconds=res.select_seconds,
                    hparams=res.hparams, **{f: _result(res, f) for f in ("steps", "examples_seen", "target", "target_metric",
                                                                        "target_basis", "reached")},
@@ -138,8 +191,8 @@ def compare(sc: Scenario, models: dict, metrics=None):
     import pandas as pd
     from erasus.metrics import DEFAULT_METRICS, GAP_METRICS, avg_gap, evaluate
     metrics = metrics or DEFAULT_METRICS
-    rows = {"base": sc.problem.model, "retrain": sc.oracle, **models}
-    table = {name: evaluate(m, sc.problem, metrics) for name, m in rows.items()}
+    table = {"base": sc.reference_metrics("base", metrics), "retrain": sc.reference_metrics("oracle", metrics),
+             **{name: evaluate(m, sc.problem, metrics) for name, m in models.items()}}
     if all(k in metrics for k in GAP_METRICS):
         for name in table: table[name]["avg_gap"] = avg_gap(table[name], table["retrain"])
     return pd.DataFrame(table).T
@@ -244,15 +297,88 @@ def _runs(prov: dict) -> list:
     return out
 
 
+def _merge_rows(disk: list, rows: list) -> list:
+    "`disk` with `rows` replacing rows of the same identity, in place; new rows at the end."
+    mine = {row_key(r): r for r in rows}
+    return [mine.pop(row_key(r), r) for r in disk] + list(mine.values())
+
+
 def merge_results(disk: dict, rows: list, run: dict) -> dict:
     "What is on disk plus this run's `rows` (replacing rows of the same identity, in place) and its provenance entry `run`."
     # 1. rows: every row on disk stays where it is unless this run remade it; new rows go at the end
-    mine = {row_key(r): r for r in rows}
-    merged = [mine.pop(row_key(r), r) for r in disk["rows"]] + list(mine.values())
+    merged = _merge_rows(disk["rows"], rows)
     # 2. provenance: earlier runs' entries kept, this run's entry updated; the top level repeats the latest run
     runs = [r for r in _runs(disk["provenance"]) if r["id"] != run["id"]] + [run]
     top = {k: v for k, v in run.items() if k not in ("id", "grid")}
     return dict(provenance=dict(top, run=run["id"], runs=runs), rows=merged)
+
+
+# %% ../nbs/06_bench.ipynb #e49ecf20
+def journal_path(path) -> Path:
+    "The journal of a results file: `FILE.journal` beside it (beside a symlink's target)."
+    return Path(f"{os.path.realpath(path)}.journal")
+
+
+def _line(item: dict) -> str: return json.dumps(_json_ready(item), allow_nan=False, default=str) + "\n"
+
+
+class Journal:
+    "The append-only journal of a results file for one run: its entry, then one JSON line per finished row."
+    def __init__(self, path, run: dict):
+        self.results, self.path, self.run, self.f = Path(os.path.realpath(path)), journal_path(path), run, None
+
+    def append(self, rows: list) -> None:
+        "Append `rows` and flush them to disk (`fsync`): costs O(1) in the rows the results file holds."
+        # 1. the first append creates the file (with the results file's mode) and writes the run's entry
+        if self.f is None:
+            mode = stat.S_IMODE(self.results.stat().st_mode) if self.results.exists() else 0o666
+            self.f = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode), "a", encoding="utf-8")
+            self.f.write(_line(dict(run=self.run)))
+        # 2. one line per row, on disk before the next row starts
+        self.f.write("".join(_line(dict(row=r)) for r in rows))
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        "Close the file; the journal stays until its rows are in the results file."
+        if self.f is not None: self.f.close()
+        self.f = None
+
+    def remove(self) -> None:
+        "Close and delete the journal, once its rows are in the results file."
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def read_journal(path) -> tuple:
+    "`(runs, rows)`: the run entries and rows in a journal; a line that is not one (cut off by a kill) is skipped with a warning."
+    lines = Path(path).read_bytes().split(b"\n")
+    runs, rows = [], []
+    for i, line in enumerate(lines):
+        if not line.strip(): continue
+        try: item = json.loads(line)
+        except (ValueError, UnicodeDecodeError): item = None
+        if isinstance(item, dict) and isinstance(item.get("run"), dict) and item["run"].get("id"): runs.append(item["run"])
+        elif isinstance(item, dict) and isinstance(item.get("row"), dict) and set(ROW_KEYS) <= set(item["row"]): rows.append(item["row"])
+        else:
+            what = "its last line, cut off (a run was killed while writing it)" if i == len(lines) - 1 else f"line {i + 1}, not a journal entry"
+            warnings.warn(f"{path}: ignored {what}", stacklevel=2)
+    return runs, rows
+
+
+def compact_journal(path) -> bool:
+    "Merge the journal of the results file `path` into it (atomically) and delete the journal; True if there was one. Hold `results_lock`."
+    # 1. rows by the run that made them, in the order they finished; rows whose run entry was lost are kept too
+    j, real = journal_path(path), Path(os.path.realpath(path))
+    if not j.exists(): return False
+    res, (runs, rows) = load_results(real), read_journal(j)
+    for run in runs: res = merge_results(res, [r for r in rows if r.get("run") == run["id"]], run)
+    ids = {run["id"] for run in runs}
+    res = dict(res, rows=_merge_rows(res["rows"], [r for r in rows if r.get("run") not in ids]))
+    # 2. the results file first, then the journal goes: a crash in between only merges the same rows again
+    if runs or rows: save_results(real, res)
+    j.unlink(missing_ok=True)
+    return True
 
 
 # %% ../nbs/06_bench.ipynb #94436bf8
@@ -330,9 +456,23 @@ def grid_job(benchmark: str, options: dict, scenario: str, seed: int, strategy: 
              hparams: dict | None, selector_hparams: dict | None = None, budget: str = "equal-steps",
              variant: str = "default") -> dict:
     "One cell of the grid, self-contained so that an executor can run it in another process (or on another machine)."
-    warmup()
-    return run_row(get_scenario(benchmark, scenario, seed, **options), strategy, selector, fraction, hparams,
+    with _timed("start-up"): warmup()
+    return run_row(_scenario(benchmark, scenario, seed, options), strategy, selector, fraction, hparams,
                    selector_hparams=selector_hparams, budget=budget, variant=variant)
+
+
+_SCENARIOS: dict = {}  # (benchmark, scenario, seed, options, thread) -> Scenario: the grid's scenarios in this process
+
+
+def _scenario(benchmark: str, scenario: str, seed: int, options: dict | None) -> Scenario:
+    "The scenario of a grid cell, built (or loaded) once per process and thread, so its base and oracle metrics are computed once."
+    # 1. one per thread: rows running side by side in threads never share a model (selectors switch it to eval mode)
+    key = (benchmark, scenario, seed, json.dumps(options or {}, sort_keys=True, default=str), threading.get_ident())
+    if key not in _SCENARIOS:
+        with _timed("models"): sc = get_scenario(benchmark, scenario, seed, **(options or {}))
+        for old in list(_SCENARIOS)[:-7]: _SCENARIOS.pop(old, None)  # the latest few: a grid goes scenario by scenario
+        _SCENARIOS[key] = sc
+    return _SCENARIOS[key]
 
 
 def _load_tuned(tuned) -> dict:
@@ -364,10 +504,20 @@ def _stat(path) -> tuple | None:
 def run_bench(benchmark: str = "digits", scenarios=("class",), strategies=("gradient_ascent",), selectors=("full",),
               fractions=(1.0,), seeds=3, hparams: dict | None = None, out=None, options: dict | None = None,
               progress: bool = True, retry_errors: bool = False, command: list | None = None, executor=None,
-              budget: str = "equal-steps", tuned=None) -> dict:
-    "Run every (scenario, seed, strategy, selector, fraction, variant), merging rows into `out` as they finish; resumable.\n\n    `hparams` maps a strategy or selector name to its keyword arguments."
+              budget: str = "equal-steps", tuned=None, timings: dict | None = None) -> dict:
+    "Run every (scenario, seed, strategy, selector, fraction, variant), merging rows into `out` as they finish; resumable.\n\n    `hparams` maps a strategy or selector name to its keyword arguments; `timings`, if given, gets the seconds per `PIECES`."
+    with _timing({} if timings is None else timings):
+        return _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hparams, out, options, progress,
+                          retry_errors, command, executor, budget, tuned)
+
+
+def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hparams, out, options, progress,
+               retry_errors, command, executor, budget, tuned) -> dict:
+    "`run_bench`, timed by its caller."
     from concurrent.futures import as_completed
     from tqdm.auto import tqdm
+    t_start = time.perf_counter()
+    _SCENARIOS.clear()  # models are loaded afresh for each run, once per (scenario, seed)
     # 1. check the whole grid before any training
     entry, _ = BENCHMARKS.get(benchmark)
     scenarios, strategies, selectors = (_distinct(w, x) for w, x in (("scenarios", scenarios), ("strategies", strategies),
@@ -413,9 +563,13 @@ def run_bench(benchmark: str = "digits", scenarios=("class",), strategies=("grad
                grid=dict(benchmark=benchmark, scenarios=scenarios, strategies=strategies, selectors=selectors,
                          fractions=fractions, seeds=seeds, hparams=hparams, options=opts, budget=budget,
                          tuned=_tuned_info(tuned_file) if tuned_file else bool(tuned)))
-    # 3. hold the results file for the whole run: a row on disk is done only if it was made with the same settings
+    _tick("start-up", time.perf_counter() - t_start)
+    # 3. hold the results file for the whole run; a journal an interrupted run left is merged in first;
+    #    a row on disk is done only if it was made with the same settings
     with results_lock(real) if out else contextlib.nullcontext():
-        disk = load_results(real) if out else dict(provenance={}, rows=[])
+        with _timed("writing"):
+            if out: compact_journal(real)
+            disk = load_results(real) if out else dict(provenance={}, rows=[])
         have = {row_key(r): r for r in disk["rows"]}
         want = {**refs, **{j["key"]: j["hash"] for j in jobs}}
         stale = [k for k, h in want.items() if k in have and have[k].get("config_hash") != h]
@@ -424,40 +578,61 @@ def run_bench(benchmark: str = "digits", scenarios=("class",), strategies=("grad
         if stale: print(f"{len(stale)} of the rows in {out} were made with other settings (their config_hash differs); "
                         "rerunning them", file=sys.stderr, flush=True)
         run.update(stale=len(stale), reused=len(fresh))
-        mine, seen = [], dict(stat=_stat(real) if out else None, disk=disk)
-        def save():
-            # merge with what is on disk: reread it only if another writer changed it since our last save
-            if out and _stat(real) != seen["stat"]: seen["disk"] = load_results(real)
-            merged = merge_results(seen["disk"], mine, run)
-            if out: save_results(real, merged); seen.update(stat=_stat(real), disk=merged)
-            return merged
+        mine, disk_stat, journal = [], _stat(real) if out else None, Journal(real, run) if out else None
         def add(rows, h):
-            # a row names the benchmark as asked (with a preset tag, like strategies), its settings and its run
+            # a row names the benchmark as asked (with a preset tag, like strategies), its settings and its run;
+            # it is saved as one line of the journal, whatever the size of the results file
             for r in rows: r.update(benchmark=benchmark, options=opts, config_hash=h, run=run["id"])
             mine.extend(rows)
-            if out and rows: save()
-        # 4. reference rows: the base model and the retrain oracle of every (scenario, seed)
-        for name in scenarios:
-            for seed in seeds:
-                if all(k in fresh for k in refs if k[1:3] == (name, seed)): continue
-                rows = reference_rows(get_scenario(benchmark, name, seed, **options))
-                add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
-        # 5. the grid cells not already done
-        todo = [j for j in jobs if j["key"] not in fresh]
-        bar = tqdm(total=len(todo), disable=not progress, desc=benchmark, unit="row")
-        if executor is None: finished = ((j, grid_job(*j["args"])) for j in todo)
-        else:
-            futures = {executor.submit(grid_job, *j["args"]): j for j in todo}
-            finished = ((futures[f], f.result()) for f in as_completed(futures))
-        for job, row in finished:
-            add([row], job["hash"])
-            bar.set_postfix_str(f"{row['scenario']} s{row['seed']} {row['strategy']} {row['selector']} {row['fraction']:g}"
-                                + (" tuned" if row["variant"] == "tuned" else ""))
-            bar.update()
-        bar.close()
+            if journal and rows:
+                with _timed("writing"): journal.append(rows)
+        try:
+            # 4. reference rows: the base model and the retrain oracle of every (scenario, seed)
+            for name in scenarios:
+                for seed in seeds:
+                    if all(k in fresh for k in refs if k[1:3] == (name, seed)): continue
+                    rows = reference_rows(_scenario(benchmark, name, seed, options))
+                    add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
+            # 5. the grid cells not already done
+            todo = [j for j in jobs if j["key"] not in fresh]
+            bar = tqdm(total=len(todo), disable=not progress, desc=benchmark, unit="row")
+            if executor is None: finished = ((j, grid_job(*j["args"])) for j in todo)
+            else:
+                futures = {executor.submit(grid_job, *j["args"]): j for j in todo}
+                finished = _waited(((futures[f], f) for f in as_completed(futures)))
+            for job, row in finished:
+                add([row], job["hash"])
+                bar.set_postfix_str(f"{row['scenario']} s{row['seed']} {row['strategy']} {row['selector']} {row['fraction']:g}"
+                                    + (" tuned" if row["variant"] == "tuned" else ""))
+                bar.update()
+            bar.close()
+        except BaseException:
+            # a run stopped by Ctrl-C or an error leaves its rows in the results file (a killed one, in the journal)
+            if journal: journal.close(); _compact_on_the_way_out(real)
+            raise
+        # 6. compact: this run's rows merged with what is on disk (reread if another writer changed it), then no journal
         run.update(rows=len(mine), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        res = save()
+        with _timed("writing"):
+            if out and _stat(real) != disk_stat: disk = load_results(real)
+            res = merge_results(disk, mine, run)
+            if out: save_results(real, res); journal.remove()
     return _json_ready(res) if out else res
+
+
+def _waited(finished):
+    "`(job, row)` from `(job, future)` as they complete, timing the wait for each as `workers`."
+    t0 = time.perf_counter()
+    for job, f in finished:
+        row = f.result()
+        _tick("workers", time.perf_counter() - t0)
+        yield job, row
+        t0 = time.perf_counter()
+
+
+def _compact_on_the_way_out(real) -> None:
+    "Compact the journal of a run that is being stopped; if that fails too, the next run on the file does it."
+    try: compact_journal(real)
+    except Exception as err: warnings.warn(f"could not merge {journal_path(real)} into {real} ({err}); the next run on it will")
 
 
 # %% ../nbs/06_bench.ipynb #ac9daa71

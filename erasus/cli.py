@@ -9,13 +9,15 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from . import __version__
 from .api import BUDGET_MODES
 from .core import BENCHMARKS, METRICS, SELECTORS, STRATEGIES
 
 # %% auto #0
-__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser', 'bench_table', 'main']
+__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser', 'process_seconds',
+           'profile_table', 'bench_table', 'main']
 
 # %% ../nbs/07_cli.ipynb #d9ea0158
 REGISTRIES = dict(strategies=STRATEGIES, selectors=SELECTORS, metrics=METRICS, benchmarks=BENCHMARKS)
@@ -44,16 +46,17 @@ def _cut(s, w: int) -> str:
 
 def _fit(widths: dict, width: int, keep=(), weights=None) -> dict:
     "Column widths that fit `width` (2 spaces between columns): short columns keep theirs, long ones share the rest."
-    # 1. what is left for the columns that may be cut, after the kept ones and the gaps
+    # 1. what is left for the columns that may be cut, after the kept ones, the gaps and every column's name
     out = {c: w for c, w in widths.items() if c in keep}
-    free = width - 2 * (len(widths) - 1) - sum(out.values())
     weights = weights or {}
     todo = sorted((c for c in widths if c not in keep), key=lambda c: widths[c] / weights.get(c, 1))
+    floor = {c: min(widths[c], len(c)) for c in todo}  # never narrower than the column's name
+    free = width - 2 * (len(widths) - 1) - sum(out.values()) - sum(floor.values())
     # 2. narrowest first (for its weight): a column needing less than its share keeps its width, the rest is shared on
     for i, c in enumerate(todo):
-        share = free * weights.get(c, 1) // sum(weights.get(d, 1) for d in todo[i:])
-        out[c] = max(min(widths[c], share), min(widths[c], len(c)))  # never narrower than the column's name
-        free -= out[c]
+        share = max(free, 0) * weights.get(c, 1) // sum(weights.get(d, 1) for d in todo[i:])
+        out[c] = floor[c] + min(widths[c] - floor[c], share)
+        free -= out[c] - floor[c]
     return {c: out[c] for c in widths}
 
 
@@ -156,14 +159,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--wide", action="store_true", help=f"every column and interval (default: the key columns, in {WIDTH} columns)")
+    b.add_argument("--profile", action="store_true", help="print where the run's time went: start-up, models, selection, "
+                   "unlearning, evaluation, writing (seconds and shares of the wall time)")
     _add_tune(sub)
     return p
 
 
+# %% ../nbs/07_cli.ipynb #39d8d49f
+_T_IMPORT = time.perf_counter()  # where /proc cannot say when the process started
+
+
+def process_seconds() -> float:
+    "Seconds since this process started (Linux: from /proc/self/stat); elsewhere, since `erasus.cli` was imported."
+    try:
+        with open("/proc/self/stat") as f: ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError): return time.perf_counter() - _T_IMPORT
+
+
+def profile_table(timings: dict, total: float):
+    "A pandas table of the pieces of a run (`erasus.bench.PIECES`) with seconds and shares of `total`; the rest is `other`."
+    import pandas as pd
+    from erasus.bench import PIECES
+    # 1. the pieces that took time, in PIECES' order, then what no piece accounts for
+    rows = [(p, timings[p], what) for p, what in PIECES.items() if timings.get(p)]
+    rows.append(("other", max(total - sum(s for _, s, _ in rows), 0.0), "progress bar, summary table, bookkeeping"))
+    total = max(total, sum(s for _, s, _ in rows), 1e-9)
+    return pd.DataFrame([dict(piece=p, seconds=f"{s:.2f}", share=f"{100 * s / total:.1f}%", what=w) for p, s, w in rows]
+                        + [dict(piece="total", seconds=f"{total:.2f}", share="100.0%", what="process start to the end of the run")])
+
+
 # %% ../nbs/07_cli.ipynb #c6e4e713
-def _bench(args, argv: list) -> dict:
-    "Check the `bench` arguments, then run the grid (in a process pool with `--workers`)."
+def _bench(args, argv: list, timings: dict | None = None) -> dict:
+    "Check the `bench` arguments, then run the grid (in a process pool with `--workers`); `timings` gets its pieces."
     from erasus.bench import check_hparams, run_bench
+    timings = {} if timings is None else timings
+    timings["start-up"] = timings.get("start-up", 0.0) + process_seconds()  # imports, up to here
     # 1. what the grid is, refused before any training if it is not one
     strategies, selectors = _csv(args.strategies), _csv(args.selectors)
     hparams = parse_hparams(args.hp)
@@ -186,7 +217,7 @@ def _bench(args, argv: list) -> dict:
         return run_bench(args.benchmark, _csv(args.scenarios), strategies, selectors, _floats(args.fractions, "--fractions"),
                          _seed_list(args.seeds), hparams, out=args.out, options=_options(args.option),
                          progress=not args.no_progress, retry_errors=args.retry_errors, command=["erasus", *argv],
-                         executor=pool, budget=args.budget, tuned=args.tuned)
+                         executor=pool, budget=args.budget, tuned=args.tuned, timings=timings)
     finally:
         if pool is not None: pool.shutdown(cancel_futures=True)
 
@@ -248,7 +279,8 @@ def _main(argv: list) -> int:
             if getattr(args, "tune_error", None): raise ImportError(args.tune_error)
             from erasus.tune import run_tune_cli
             return run_tune_cli(args)
-        res = _bench(args, argv)
+        timings = {}
+        res = _bench(args, argv, timings)
     except BrokenPipeError: raise  # a closed stdout is `main`'s business, not an error to report
     except (ImportError, KeyError, ValueError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -273,6 +305,8 @@ def _main(argv: list) -> int:
     missed = [r for r in res["rows"] if r.get("status") == "ok" and r.get("reached") is False]
     if missed: print(f"{len(missed)} rows did not reach their stop target (reached=false; each row's warnings name the knob)", file=sys.stderr)
     if args.out: print(f"wrote {len(res['rows'])} rows to {args.out}", file=sys.stderr)
+    if args.profile: print(f"where the time went (since the process started):\n{_left(profile_table(timings, process_seconds()), None)}",
+                           file=sys.stderr)
     return 1 if errors else 0
 
 

@@ -71,3 +71,18 @@ def test_bench_table_fits():
     assert head[:6] == ["scenario", "strategy", "selector", "fraction", "seeds", "avg_gap"], head
     assert {"forget_acc", "retain_acc", "test_acc", "mia_svc", "steps", "seconds"} <= set(head) and "speedup" not in head
     assert "--wide" in res.stderr
+
+
+def test_bench_profile_names_every_piece(tmp_path):
+    "`--profile` in a fresh process: every piece of the run, seconds and shares that add up to 100% of the wall time."
+    res = erasus_cmd("bench", "digits", "--strategies", "gradient_ascent", "--selectors", "random", "--fractions", "0.5",
+                     "--seeds", "1", "--no-progress", "--out", str(tmp_path / "r.json"), "--profile")
+    assert res.returncode == 0, res.stderr
+    assert "where the time went" in res.stderr and "where the time went" not in res.stdout, res.stderr
+    lines = res.stderr.split("where the time went")[1].splitlines()[2:]
+    prof = {line.split()[0]: line.split() for line in lines if line.strip()}
+    assert {"start-up", "models", "selection", "unlearning", "evaluation", "writing", "other", "total"} <= set(prof), res.stderr
+    shares = [float(v[2].rstrip("%")) for p, v in prof.items() if p != "total"]
+    assert abs(sum(shares) - 100) < 0.5 and all(s >= 0 for s in shares), res.stderr
+    seconds = {p: float(v[1]) for p, v in prof.items()}
+    assert seconds["start-up"] > 0.1 and abs(sum(s for p, s in seconds.items() if p != "total") - seconds["total"]) < 0.05

@@ -18,7 +18,7 @@ import time
 import warnings
 
 # this folder is not a package: drop it from the path, so that a tools/ script named like a standard module
-# (tools/profile.py) cannot shadow it
+# (a tools/ script named like a standard module) cannot shadow it
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import torch  # noqa: E402
