@@ -70,11 +70,13 @@ BUDGET_MODES = ("equal-steps", "equal-epochs")
 
 def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent", selector: str | None = None,
             fraction: float = 1.0, task: Task | None = None, seed: int = 0, *, test=None, k: int | None = None,
-            selector_kwargs: dict | None = None, budget: str = "equal-steps", **hparams) -> UnlearnResult:
+            selector_kwargs: dict | None = None, budget: str = "equal-steps", trajectory=None, **hparams) -> UnlearnResult:
     "Unlearn `forget` from `model` while keeping `retain`, with a registered `strategy`; the caller's model is untouched."
     mine = model.model if isinstance(model, Problem) else model
     flags = model_flags(mine) if isinstance(mine, nn.Module) else None
-    try: res = _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams)
+    # trajectory: the training trajectory of the forget rows (erasus.trajectory.train_recorded), for methods that need one
+    try: res = _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams,
+                        trajectory)
     finally:   # the caller's train/eval flags and requires_grad are theirs, also when unlearning fails
         changed = flags is not None and model_flags(mine) != flags
         if changed: restore_flags(mine, flags)
@@ -83,14 +85,16 @@ def unlearn(model: nn.Module, forget, retain, strategy: str = "gradient_ascent",
     return res
 
 
-def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams):
+def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, test, k, selector_kwargs, budget, hparams,
+             trajectory=None):
     "`unlearn` without the guard of the caller's flags."
     if budget not in BUDGET_MODES: raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0: raise TypeError(f"seed must be an int >= 0, got {seed!r}")
     if isinstance(model, Problem):  # a ready problem (benchmarks pass one); `seed` still decides
         problem = model if model.seed == seed else replace(model, seed=seed, check_overlap=False)
+        if trajectory is not None: problem = replace(problem, trajectory=trajectory, check_overlap=False)
     else:
-        problem = Problem(model, forget, retain, task=task, test=test, seed=seed)
+        problem = Problem(model, forget, retain, task=task, test=test, seed=seed, trajectory=trajectory)
     entry, preset = STRATEGIES.get(strategy)
     if not entry.supports(problem.task.kind):
         raise TypeError(f"strategy {strategy!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")

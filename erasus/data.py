@@ -89,6 +89,7 @@ class Problem:
     check_overlap: bool = True  # refuse forget examples that are also in retain
     full_forget: tuple | None = None  # the whole forget set when `forget` is a selector's coreset of it (None: `forget` is whole)
     budget_scale: float = 1.0  # step budgets derived from the whole forget set are scaled by this (k/n under equal epochs)
+    trajectory: "Trajectory | None" = None  # training trajectory of the forget rows (erasus.trajectory), for selectors/strategies that need one
 
     def __post_init__(self):
         if not isinstance(self.model, nn.Module): raise TypeError(f"model must be a torch nn.Module, got {type(self.model).__name__}")
@@ -109,6 +110,13 @@ class Problem:
         if self.check_overlap:
             both = overlap(self.forget, self.retain)
             if len(both): raise ValueError(f"forget and retain overlap in {len(both)} examples (forget indices {both[:5].tolist()}...)")
+        if self.trajectory is not None:
+            from erasus.trajectory import Trajectory
+            if not isinstance(self.trajectory, Trajectory):
+                raise TypeError(f"trajectory must be an erasus.trajectory.Trajectory, got {type(self.trajectory).__name__}")
+            if self.trajectory.n != self.n_forget:
+                raise ValueError(f"the trajectory has {self.trajectory.n} rows but forget has {self.n_forget}: it must "
+                                 "hold the forget set's rows, in order")
         if self.forget_weights is not None:
             w = self.forget_weights = torch.as_tensor(self.forget_weights, dtype=torch.float32).flatten()
             if len(w) != len(self.forget[0]): raise ValueError("forget_weights must have one weight per forget example")
@@ -156,5 +164,6 @@ class Problem:
         "The same problem whose forget set is the `selection` of this one's (examples a selector weighted 0 left out)."
         idx, w = selection.indices, selection.weights
         if w is not None and (w == 0).any(): idx, w = idx[w > 0], w[w > 0]  # a zero weight stands for no example
+        tr = None if self.trajectory is None else self.trajectory.subset(idx)   # the coreset's rows, still mapping to theirs
         return replace(self, forget=subset(self.forget, idx), selection=selection, forget_weights=w, check_overlap=False,
-                       full_forget=self.whole_forget)
+                       full_forget=self.whole_forget, trajectory=tr)

@@ -25,7 +25,7 @@ from .tasks import Task
 
 # %% auto #0
 __all__ = ['MLP', 'benchmark_model', 'train', 'save_state', 'load_state', 'atomic_write_text', 'cache_dir', 'config_hash',
-           'file_lock', 'CacheWarning', 'state_signature', 'cached_model']
+           'file_lock', 'CacheWarning', 'state_signature', 'cached_model', 'cached_tensors']
 
 # %% ../nbs/03_models.ipynb #b4aac257
 class MLP(nn.Sequential):
@@ -47,17 +47,28 @@ def benchmark_model(in_dim: int = 32, n_classes: int = 10, seed: int = 0) -> MLP
 
 # %% ../nbs/03_models.ipynb #e0340710
 def train(model: nn.Module, task: Task, data: tuple, *, epochs: int = 30, lr: float = 1e-3, batch_size: int = 64,
-          weight_decay: float = 1e-4, optimizer: str = "adam", seed: int = 0) -> dict:
+          weight_decay: float = 1e-4, optimizer: str = "adam", seed: int = 0,
+          on_step: Callable | None = None) -> dict:
     "Train `model` in place on `data` with `task.loss`; return a log with steps, losses and seconds."
+    # on_step(model, step, rows): called after every optimiser step with the rows of `data` in that step's batch
     data = as_data(data, "training data")
     if epochs < 0: raise ValueError(f"epochs must be >= 0, got {epochs}")
     steps = epochs * -(-n_rows(data) // batch_size)
     warmup()  # torch's one-off first-call costs are not training time (the oracle's seconds set every speed-up)
+    # 1. each batch carries its rows' indices as a last column: the same permutations, so the same batches
+    indexed = cycle_batches((*data, torch.arange(n_rows(data))), batch_size, torch.Generator().manual_seed(seed))
+    current = {}
+    def loss(m, b):
+        current["rows"] = b[-1]
+        return task.loss(m, b[:-1])
+    # 2. the hook rides on optimise's per-step callback and never stops training
+    hook = None if on_step is None else (lambda m, s: bool(on_step(m, s, current["rows"])) and False)
     t0 = time.perf_counter()
-    log = optimise(model, task.loss, cycle_batches(data, batch_size, torch.Generator().manual_seed(seed)), lr=lr,
-                   optimizer=optimizer, weight_decay=weight_decay, max_steps=steps, where="training loss")
+    log = optimise(model, loss, indexed, lr=lr, optimizer=optimizer, weight_decay=weight_decay, max_steps=steps,
+                   stop=hook, where="training loss")
     log["seconds"] = time.perf_counter() - t0
     return log
+
 
 # %% ../nbs/03_models.ipynb #fdfa62e5
 def _file_mode() -> int:
@@ -211,3 +222,49 @@ def cached_model(config: dict, make: Callable[[], nn.Module], fit: Callable[[nn.
         atomic_write_text(meta, json.dumps(info, default=str))
         return model, info
 
+
+# %% ../nbs/03_models.ipynb #cd8157b8
+def _load_tensors(path: Path, meta: Path, key: str) -> tuple:
+    "(tensors, info) from a verified entry, else (None, why it must be rebuilt; None if there is no entry)."
+    from safetensors.torch import load as load_bytes
+    if not path.exists() and not meta.exists(): return None, None
+    if not (path.exists() and meta.exists()): return None, f"incomplete entry ({path} or {meta} missing)"
+    try: info = json.loads(meta.read_text()); data = path.read_bytes()
+    except (OSError, ValueError) as err: return None, f"unreadable entry {meta} ({err})"
+    if not isinstance(info, dict) or info.get("key") != key: return None, f"{meta} belongs to another configuration"
+    if info.get("sha256") != hashlib.sha256(data).hexdigest(): return None, f"checksum mismatch in {path} (corrupt or replaced)"
+    try: return load_bytes(data), dict(info, cached=True)
+    except Exception as err: return None, f"unreadable file {path} ({type(err).__name__}: {err})"
+
+
+def cached_tensors(config: dict, build: Callable[[], tuple], cache: Path | None = None) -> tuple:
+    "The tensors for `config` from the cache, verified, or built by `build() -> (tensors, info)` and stored; returns (tensors, info)."
+    cache = Path(cache or cache_dir()); key = config_hash(config)
+    path, meta = cache / f"{key}.safetensors", cache / f"{key}.json"
+    # 1. a verified entry loads without the lock
+    tensors, info = _load_tensors(path, meta, key)
+    if tensors is not None: return tensors, info
+    # 2. a cache we cannot write: build in memory, say so
+    if (err := _cannot_write(cache, key)):
+        warnings.warn(f"erasus cache: {info or f'no entry {path}'}, and {cache} is not writable ({err}); "
+                      "building in memory, not stored", CacheWarning, stacklevel=2)
+        tensors, info = build()
+        return tensors, dict(info, config=config, key=key, cached=False, stored=False)
+    with file_lock(cache / f"{key}.lock"):
+        # 3. built by another process meanwhile? else (re)build, naming a bad entry
+        tensors, why = _load_tensors(path, meta, key)
+        if tensors is not None: return tensors, why
+        if why: warnings.warn(f"erasus cache: {why}; rebuilding it", CacheWarning, stacklevel=2)
+        tensors, info = build()
+        info = dict(info, config=config, key=key, cached=False)
+        # 4. the tensors first, then the metadata holding their checksum: each write atomic
+        from safetensors.torch import save_file
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=path.name, suffix=".tmp"); os.close(fd)
+        try:
+            save_file({k: v.detach().contiguous() for k, v in tensors.items()}, tmp, metadata=dict(key=key))
+            os.chmod(tmp, _file_mode()); os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp): os.unlink(tmp)
+        info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        atomic_write_text(meta, json.dumps(info, default=str))
+        return tensors, info

@@ -50,6 +50,25 @@ def as_model(out):
     return out[0] if isinstance(out, tuple) else out
 
 
+# strategies that need a training trajectory (needs="trajectory", e.g. amnesiac) read the base model's, recorded and
+# cached with it: this module's problems carry it (the other strategies ignore it), and raw-tensor calls pass it along
+def traj(name, p) -> dict:
+    return dict(trajectory=p.trajectory) if "trajectory" in str(entry(name).extra.get("needs", "")) else {}
+
+
+@pytest.fixture(scope="module")
+def class_sc():
+    from erasus.bench import get_scenario
+    return get_scenario("digits", "class", seed=0, trajectory=True)
+
+
+@pytest.fixture(scope="module")
+def small(class_sc, make_small):
+    from dataclasses import replace
+    p = make_small(class_sc)
+    return replace(p, trajectory=class_sc.problem.trajectory.subset(torch.arange(p.n_forget)), check_overlap=False)
+
+
 def test_registry_not_empty():
     assert len(NAMES) >= 4
     assert {"finetune", "gradient_ascent", "negative_gradient", "random_label"} <= set(NAMES)
@@ -104,7 +123,7 @@ def test_raw_tensors_leave_callers_model_alone(name, small, class_sc):
     small = pick(name, small, class_sc)
     model = small.model
     before = snapshot(model)
-    res = unlearn(model, small.forget, small.retain, strategy=name, task=ClassificationTask(), **fast(name))
+    res = unlearn(model, small.forget, small.retain, strategy=name, task=ClassificationTask(), **fast(name), **traj(name, small))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not state_equal(res.model, model)
 
@@ -122,7 +141,7 @@ def test_deterministic_and_new_object(name, small, class_sc):
     assert not mine & {p.data_ptr() for p in r1.model.parameters()}, f"{name}: result shares storage with the input model"
     assert r1.hparams == r2.hparams and r1.strategy == name
     # the same problem given as raw tensors gives the same model
-    r3 = unlearn(small.model, small.forget, small.retain, strategy=name, seed=3, test=small.test, **fast(name))
+    r3 = unlearn(small.model, small.forget, small.retain, strategy=name, seed=3, test=small.test, **fast(name), **traj(name, small))
     assert state_equal(r1.model, r3.model)
 
 
@@ -151,7 +170,7 @@ def test_unfamiliar_kind_raises_or_works(name, task_cls, small):
     "On a kind it does not list, a strategy raises TypeError; one that claims every kind either works or raises, never a no-op."
     e, task = entry(name), task_cls()
     before = snapshot(small.model)
-    run = lambda: unlearn(small.model, small.forget, small.retain, strategy=name, task=task, **fast(name))
+    run = lambda: unlearn(small.model, small.forget, small.retain, strategy=name, task=task, **fast(name), **traj(name, small))
     if e.kinds and task.kind not in e.kinds:
         with pytest.raises(TypeError, match=task.kind):
             run()

@@ -15,14 +15,14 @@ from ..data import Problem
 from ..models import benchmark_model, cached_model, train
 from ..bench import Scenario
 from ..tasks import ClassificationTask
+from ..trajectory import cached_trajectory
 
 # %% auto #0
-__all__ = ['RECIPE', 'digits_data', 'digits_split', 'digits']
+__all__ = ['RECIPE', 'TRAJECTORY', 'prepare_digits', 'digits_data', 'digits_split', 'digits']
 
 # %% ../../nbs/benchmarks/70_digits.ipynb #b0b472b9
-@lru_cache(maxsize=4)
-def digits_data(dim: int = 32, split_seed: int = 0) -> dict:
-    "Train and test tensors of the digits data, standardised and PCA-projected to `dim` features."
+def prepare_digits(dim: int = 32, split_seed: int = 0) -> dict:
+    "Train and test tensors of the digits data, standardised and PCA-projected to `dim` features, made with scikit-learn."
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
     from sklearn.model_selection import train_test_split
@@ -33,6 +33,22 @@ def digits_data(dim: int = 32, split_seed: int = 0) -> dict:
     pca = PCA(dim, svd_solver="full").fit(scaler.transform(Xtr))
     f = lambda a: torch.tensor(pca.transform(scaler.transform(a)), dtype=torch.float32)
     return dict(train=(f(Xtr), torch.tensor(ytr)), test=(f(Xte), torch.tensor(yte)))
+
+
+@lru_cache(maxsize=4)
+def digits_data(dim: int = 32, split_seed: int = 0, cache=None) -> dict:  # cache: a folder; None: the erasus cache
+    "`prepare_digits`'s tensors, made once and kept in the erasus cache (checksummed), so later processes skip scikit-learn."
+    from importlib.metadata import version
+    from erasus.models import cached_tensors
+    # 1. the key: what the tensors depend on, the versions of the libraries that compute them included
+    config = dict(data="digits", version=1, dim=dim, split_seed=split_seed,
+                  **{p: version(p) for p in ("scikit-learn", "scipy", "numpy")})
+    def build():
+        d = prepare_digits(dim, split_seed)
+        return {f"{s}_{c}": t for s in ("train", "test") for c, t in zip("xy", d[s])}, {}
+    # 2. from the cache, verified against its checksum, or computed and stored
+    t, _ = cached_tensors(config, build, cache)
+    return dict(train=(t["train_x"], t["train_y"]), test=(t["test_x"], t["test_y"]))
 
 # %% ../../nbs/benchmarks/70_digits.ipynb #dec4f2a9
 def digits_split(scenario: str, seed: int, forget_class: int = 0, forget_fraction: float = 0.1,
@@ -56,11 +72,12 @@ def digits_split(scenario: str, seed: int, forget_class: int = 0, forget_fractio
 
 # %% ../../nbs/benchmarks/70_digits.ipynb #7192d2c5
 RECIPE = dict(epochs=30, lr=1e-3, batch_size=64, weight_decay=1e-4)
+TRAJECTORY = dict(checkpoints=5, updates=True)  # what `trajectory=True` records of the base model's training
 
 
 @register_benchmark(kinds=["classification"], scenarios="random,class,original", paper="Alpaydin & Kaynak 1998 (UCI digits)")
 def digits(*, scenario: str = "class", seed: int = 0, forget_class: int = 0, forget_fraction: float = 0.1,
-           n_forget: int = 200, n_retain: int = 800, cache=None) -> Scenario:
+           n_forget: int = 200, n_retain: int = 800, cache=None, trajectory: bool = False) -> Scenario:
     "8x8 digits, PCA-32, MLP 32-64-64-10: base model, retrain oracle and splits for a scenario and seed."
     data = digits_data()
     X, y = data["train"]
@@ -74,6 +91,10 @@ def digits(*, scenario: str = "class", seed: int = 0, forget_class: int = 0, for
     joint = tuple(torch.cat([a, b]) for a, b in zip(forget, retain))
     base, base_info = cached_model(dict(config, model="base"), lambda: benchmark_model(32, 10, seed), fit_on(joint), cache)
     oracle, oracle_info = cached_model(dict(config, model="oracle"), lambda: benchmark_model(32, 10, seed), fit_on(retain), cache)
-    problem = Problem(base, forget, retain, task=task, test=data["test"], batch_size=64, seed=seed)
+    # on request, the base model's training trajectory of the forget rows (the first rows of `joint`), cached beside it
+    traj = None if not trajectory else cached_trajectory(
+        dict(config, model="base"), lambda: benchmark_model(32, 10, seed), task, joint, rows=torch.arange(len(fi)),
+        expect=base, cache=cache, seed=seed, **RECIPE, **TRAJECTORY)
+    problem = Problem(base, forget, retain, task=task, test=data["test"], batch_size=64, seed=seed, trajectory=traj)
     return Scenario("digits", scenario, seed, problem, oracle, base_info, oracle_info, config,
                     dict(forget=fi, retain=ri))
