@@ -23,6 +23,8 @@ NAMES = [e.name for e in STRATEGIES.list(kinds="classification")]
 # (strategy, problem) pairs that refuse clearly before any training, with the message they must give: a refusal is
 # an honest answer, never a silent failure. Strict: a pair that starts to run is noticed.
 REFUSALS: dict = {}
+# amnesiac subtracts recorded training updates: the transfer problems' models were trained without recording them
+REFUSALS.update({("amnesiac", p): "needs a training trajectory" for p in PROBLEMS})
 
 
 @lru_cache(maxsize=None)
