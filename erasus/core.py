@@ -262,13 +262,15 @@ _warm = False
 
 
 def warmup() -> None:
-    "Pay torch's one-off first-call costs (optimisers, autograd, torch.func) once per process, before anything is timed."
+    "Pay torch's one-off first-call costs (torch._dynamo's import, optimisers, autograd, torch.func) once per process, before anything is timed."
     global _warm
     if _warm: return
+    # 1. the first optimiser imports torch._dynamo (almost all of the cost); each one's first step wraps its update once
     m = nn.Linear(2, 2)
     for opt in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
         o = opt(m.parameters(), lr=0.1)
         m(torch.zeros(1, 2)).sum().backward(); o.step()
+    # 2. torch.func's first per-example gradient
     from torch.func import functional_call, grad, vmap
     params = {k: v.detach() for k, v in m.named_parameters()}
     vmap(grad(lambda p, x: functional_call(m, p, (x,)).sum()), in_dims=(None, 0))(params, torch.zeros(3, 1, 2))

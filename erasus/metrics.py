@@ -6,25 +6,31 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
+from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .core import METRICS, eval_mode, register_metric
 from .data import Problem, batches
+from .tasks import ClassificationTask
 
 # %% auto #0
-__all__ = ['GAP_METRICS', 'DEFAULT_METRICS', 'per_sample', 'accuracy', 'mean_loss', 'stop_at_accuracy', 'split_logits',
-           'forget_acc', 'retain_acc', 'test_acc', 'forget_loss', 'retain_loss', 'test_loss', 'forgotten_classes',
-           'test_acc_kept', 'attack_features', 'mia_efficacy', 'mia', 'svc_mia', 'label_confidence', 'shadow_rows',
-           'mia_svc_efficacy', 'mia_svc', 'avg_gap', 'speedup', 'evaluate']
+__all__ = ['GAP_METRICS', 'DEFAULT_METRICS', 'per_sample', 'accuracy', 'mean_loss', 'stop_at_accuracy', 'split_outputs',
+           'split_logits', 'loss_from_logits', 'split_loss', 'forget_acc', 'retain_acc', 'test_acc', 'forget_loss',
+           'retain_loss', 'test_loss', 'forgotten_classes', 'test_acc_kept', 'attack_features', 'split_features',
+           'one_blas_thread', 'mia_efficacy', 'mia', 'svc_mia', 'label_confidence', 'shadow_rows', 'mia_svc_efficacy',
+           'mia_svc', 'avg_gap', 'speedup', 'evaluate']
 
 # %% ../nbs/04_metrics.ipynb #8cc4e0cf
 @torch.no_grad()
-def per_sample(model: nn.Module, fn, data: tuple, batch_size: int = 1024) -> torch.Tensor:
+def per_sample(model: nn.Module, fn, data: tuple, batch_size: int = 1024,
+               keep_dtype: bool = False) -> torch.Tensor:  # True: the outputs' own dtype; False: float32
     "Concatenate `fn(model, batch)` over `data` in order, in eval mode without gradients."
-    with eval_mode(model): return torch.cat([fn(model, b).detach().float() for b in batches(data, batch_size, shuffle=False)])
+    with eval_mode(model): out = torch.cat([fn(model, b).detach() for b in batches(data, batch_size, shuffle=False)])
+    return out if keep_dtype else out.float()
 
 
 def accuracy(model: nn.Module, task, data: tuple) -> float:
@@ -53,17 +59,42 @@ def _split(problem: Problem, name: str) -> tuple:
     return d
 
 
-_MEMO = ContextVar("erasus_metrics_memo", default=None)  # while `evaluate` runs: {(model, problem, split): logits}
+_MEMO = ContextVar("erasus_metrics_memo", default=None)  # while `evaluate` runs: {(model, problem, split, what): tensor}
+
+
+def _memo(model: nn.Module, problem: Problem, name: str, what: str, compute):
+    "`compute()`, kept for the rest of the `evaluate` call under (model, problem, split `name`, `what`)."
+    memo, key = _MEMO.get(), (id(model), id(problem), name, what)
+    if memo is not None and key in memo: return memo[key]
+    out = compute()
+    if memo is not None: memo[key] = out
+    return out
+
+
+def split_outputs(model: nn.Module, problem: Problem, name: str) -> torch.Tensor:
+    "The model's logits (n, C) on split `name` of `problem`, in the model's dtype; one pass per split while `evaluate` runs."
+    data = _split(problem, name)
+    return _memo(model, problem, name, "logits", lambda: per_sample(model, problem.task.logits, data, keep_dtype=True))
 
 
 def split_logits(model: nn.Module, problem: Problem, name: str) -> torch.Tensor:
-    "The model's logits (n, C) on split `name` of `problem`; computed once per split while `evaluate` runs."
-    data, memo = _split(problem, name), _MEMO.get()
-    key = (id(model), id(problem), name)
-    if memo is not None and key in memo: return memo[key]
-    out = per_sample(model, problem.task.logits, data)                  # (n, C)
-    if memo is not None: memo[key] = out
-    return out
+    "The model's logits (n, C) on split `name` of `problem`, as float32; computed once per split while `evaluate` runs."
+    return split_outputs(model, problem, name).float()
+
+
+def loss_from_logits(task) -> bool:
+    "Is `task`'s per-example loss the cross entropy of its `logits`, so that it can be read off them?"
+    t = type(task)
+    return (isinstance(task, ClassificationTask) and t.per_sample_loss is ClassificationTask.per_sample_loss
+            and t.logits is ClassificationTask.logits)
+
+
+def split_loss(model: nn.Module, problem: Problem, name: str) -> torch.Tensor:
+    "Per-example loss (n,) on split `name`: read off `split_outputs` for a `ClassificationTask`, else the task's own pass."
+    task, data = problem.task, _split(problem, name)
+    if not loss_from_logits(task): return per_sample(model, task.per_sample_loss, data)
+    def ce(): return F.cross_entropy(split_outputs(model, problem, name), data[1].long(), reduction="none").float()
+    return _memo(model, problem, name, "loss", ce)
 
 
 def _acc(model, problem, name) -> float:
@@ -88,17 +119,17 @@ def test_acc(model, problem):
 @register_metric(direction="oracle")
 def forget_loss(model, problem):
     "Mean loss on the forget set (target: the retrain oracle's)."
-    return mean_loss(model, problem.task, _split(problem, "forget"))
+    return split_loss(model, problem, "forget").mean().item()
 
 @register_metric(direction="lower")
 def retain_loss(model, problem):
     "Mean loss on the retain set."
-    return mean_loss(model, problem.task, _split(problem, "retain"))
+    return split_loss(model, problem, "retain").mean().item()
 
 @register_metric(direction="lower")
 def test_loss(model, problem):
     "Mean loss on held-out test data."
-    return mean_loss(model, problem.task, _split(problem, "test"))
+    return split_loss(model, problem, "test").mean().item()
 
 # %% ../nbs/04_metrics.ipynb #c9068ae4
 def forgotten_classes(problem: Problem) -> torch.Tensor:
@@ -117,15 +148,47 @@ def test_acc_kept(model, problem):
     return right[keep].float().mean().item()
 
 # %% ../nbs/04_metrics.ipynb #411aa0f2
+def _attack_columns(loss: torch.Tensor,  # (n,) per-example loss
+                    logits: torch.Tensor | None) -> np.ndarray:  # (n, C) in the model's dtype, or None: loss only
+    "Attack features (n, f) as float64: the loss, and the prediction entropy when there are logits."
+    cols = [loss]
+    if logits is not None:
+        logp = torch.log_softmax(logits, -1).float()                    # (n, C)
+        cols.append(-(logp.exp() * logp).sum(-1))
+    return torch.stack(cols, 1).double().cpu().numpy()
+
+
 @torch.no_grad()
 def attack_features(model: nn.Module, task, data: tuple) -> np.ndarray:
     "Per-example attack features: loss, plus prediction entropy for classifiers; shape (n, f)."
-    loss = per_sample(model, task.per_sample_loss, data)
-    cols = [loss]
-    if task.kind == "classification":
-        logp = per_sample(model, lambda m, b: torch.log_softmax(task.logits(m, b), -1), data)
-        cols.append(-(logp.exp() * logp).sum(-1))
-    return torch.stack(cols, 1).double().numpy()
+    if loss_from_logits(task):                                          # 1. one pass: the loss is the logits' cross entropy
+        z = per_sample(model, task.logits, data, keep_dtype=True)
+        return _attack_columns(F.cross_entropy(z, data[1].long(), reduction="none").float(), z)
+    loss = per_sample(model, task.per_sample_loss, data)                # 2. the task's own loss, then its logits
+    z = per_sample(model, task.logits, data, keep_dtype=True) if task.kind == "classification" else None
+    return _attack_columns(loss, z)
+
+
+def split_features(model: nn.Module, problem: Problem, name: str, rows: torch.Tensor | None = None) -> np.ndarray:
+    "`attack_features` of split `name` (only `rows` of it, if given); read off `split_outputs` for a `ClassificationTask`."
+    data = _split(problem, name)
+    if not loss_from_logits(problem.task):                              # the task's own passes, over just these rows
+        return attack_features(model, problem.task, data if rows is None else tuple(t[rows] for t in data))
+    f = _memo(model, problem, name, "attack", lambda: _attack_columns(split_loss(model, problem, name),
+                                                                      split_outputs(model, problem, name)))
+    return f if rows is None else f[rows.numpy()]
+
+
+@lru_cache(maxsize=None)
+def _blas():
+    "This process's BLAS thread pools (threadpoolctl), found once, after scikit-learn has loaded scipy's."
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    "A context in which numpy's and scipy's BLAS run on one thread (the attacks' fits are tiny: waking threads costs more)."
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def mia_efficacy(model: nn.Module, problem: Problem, seed: int = 0) -> float:
@@ -133,14 +196,17 @@ def mia_efficacy(model: nn.Module, problem: Problem, seed: int = 0) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    task, test = problem.task, _split(problem, "test")
-    n = min(problem.n_retain, len(test[0]))
-    pick = lambda d: tuple(t[torch.randperm(len(d[0]), generator=torch.Generator().manual_seed(seed))[:n]] for t in d)
-    xm, xn = attack_features(model, task, pick(problem.retain)), attack_features(model, task, pick(test))
+    # 1. equal numbers of members (retain) and non-members (test), each a seeded random subset
+    n = min(problem.n_retain, len(_split(problem, "test")[0]))
+    pick = lambda m: torch.randperm(m, generator=torch.Generator().manual_seed(seed))[:n]
+    xm = split_features(model, problem, "retain", pick(problem.n_retain))
+    xn = split_features(model, problem, "test", pick(len(problem.test[0])))
+    # 2. the attack, standardised logistic regression, and the share of the forget set it calls non-member
     X = np.clip(np.concatenate([xm, xn]), -1e6, 1e6); y = np.r_[np.ones(len(xm)), np.zeros(len(xn))]
-    attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-    xf = np.clip(attack_features(model, task, problem.forget), -1e6, 1e6)
-    return float((attack.predict(xf) == 0).mean())
+    xf = np.clip(split_features(model, problem, "forget"), -1e6, 1e6)
+    with one_blas_thread():
+        attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+        return float((attack.predict(xf) == 0).mean())
 
 
 @register_metric(direction="oracle")
@@ -158,8 +224,9 @@ def svc_mia(member, nonmember, target, C: float = 3.0, gamma="auto") -> float:
     # 1. the shadow set: members 1, non-members 0
     X, y = np.concatenate([member, nonmember]), np.r_[np.ones(len(member)), np.zeros(len(nonmember))]
     # 2. the attack, and the share of the target it calls non-member
-    attack = SVC(C=C, gamma=gamma, kernel="rbf").fit(X, y)
-    return float((attack.predict(target) == 0).mean())
+    with one_blas_thread():
+        attack = SVC(C=C, gamma=gamma, kernel="rbf").fit(X, y)
+        return float((attack.predict(target) == 0).mean())
 
 
 def label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
