@@ -166,8 +166,9 @@ def exact_stops():
 def margins(logits: torch.Tensor,  # (n, C) a classifier's outputs
             labels: torch.Tensor) -> torch.Tensor:  # (n,) the true classes
     "(n,) each example's true-class logit minus its best other logit: > 0 exactly where the classifier is right."
-    true = logits.gather(1, labels[:, None])[:, 0]
-    return true - logits.scatter(1, labels[:, None], -math.inf).amax(1)
+    idx = labels.long()[:, None]                                  # any integer label dtype (uint8, int32, ...)
+    true = logits.gather(1, idx)[:, 0]
+    return true - logits.scatter(1, idx, -math.inf).amax(1)
 
 
 def kept_right(value: float, n: int) -> int:
