@@ -60,7 +60,7 @@ def select(problem: Problem, selector: str = "full", k: int | None = None, fract
     k = budget(problem.n_forget, k, fraction)
     hp = resolve_hparams(entry, preset, kwargs)
     sel = entry.fn(problem, k, **hp)
-    sel = Selection(sel.indices, sel.weights, selector, problem.n_forget)
+    sel = Selection(sel.indices, sel.weights, selector, problem.n_forget, dict(getattr(sel, "info", None) or {}))
     if sel.k != k: raise RuntimeError(f"selector {selector!r} returned {sel.k} indices for a budget of {k}")
     return sel
 

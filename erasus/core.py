@@ -188,6 +188,7 @@ class Selection:
     weights: torch.Tensor | None = None  # (k,) non-negative, or None for uniform
     selector: str = "full"  # registry name of the selector that made it
     n: int = 0  # size of the pool it was chosen from
+    info: dict = field(default_factory=dict)  # what the selector records about its choice (e.g. `auto`: which and why)
 
     def __post_init__(self):
         self.indices = torch.as_tensor(self.indices, dtype=torch.long).flatten()
@@ -204,7 +205,7 @@ class Selection:
     def to_dict(self) -> dict:
         "JSON-ready form."
         return dict(selector=self.selector, n=self.n, k=self.k, indices=self.indices.tolist(),
-                    weights=None if self.weights is None else self.weights.tolist())
+                    weights=None if self.weights is None else self.weights.tolist(), info=self.info)
 
 # %% ../nbs/00_core.ipynb #3594e60b
 def budget(n: int, k: int | None = None, fraction: float | None = None) -> int:

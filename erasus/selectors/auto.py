@@ -86,6 +86,4 @@ def auto(problem, k: int):
     # 2. choose, 3. run the choice, 4. hand back its selection under auto's name, with the choice recorded
     name, info = choose(problem, k)
     sel = select(problem, name, k=k)
-    out = Selection(sel.indices, sel.weights, selector="auto", n=problem.n_forget)
-    out.info = info   # TODO(core): a Selection.info field that `select` carries through
-    return out
+    return Selection(sel.indices, sel.weights, selector="auto", n=problem.n_forget, info=info)
