@@ -134,7 +134,8 @@ class Registry:
 # a strategy's hyperparameters arrive as `unlearn(..., **hparams)`, a selector's as `select(..., **kwargs)`:
 # they may not share a name with those functions' own arguments
 STRATEGIES = Registry("strategy", "erasus.strategies", reserved=("model", "forget", "retain", "strategy", "selector", "fraction",
-                                                                  "task", "seed", "test", "k", "selector_kwargs", "problem"))
+                                                                  "task", "seed", "test", "k", "selector_kwargs", "problem",
+                                                                  "budget", "trajectory"))
 SELECTORS = Registry("selector", "erasus.selectors", reserved=("problem", "selector", "k", "fraction"))
 METRICS = Registry("metric", "erasus.metrics")
 BENCHMARKS = Registry("benchmark", "erasus.benchmarks")
