@@ -13,10 +13,11 @@ from torch import nn
 
 from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
 from ..core import clone_model, cycle_batches, distill_kl, optimise, register_strategy
+from .undial import per_example, scored
 
 
 # %% auto #0
-__all__ = ['incompetent_teacher', 'knowledge_distillation']
+__all__ = ['incompetent_teacher', 'cat_rows', 'knowledge_distillation']
 
 # %% ../../nbs/strategies/31_knowledge_distillation.ipynb #e3c0acc7
 def incompetent_teacher(model: nn.Module,  # the trained model whose architecture to copy
@@ -33,7 +34,18 @@ def incompetent_teacher(model: nn.Module,  # the trained model whose architectur
     return teacher.eval()
 
 # %% ../../nbs/strategies/31_knowledge_distillation.ipynb #9d6268df
-@register_strategy(family="distillation", kinds=["classification"], paper="Chundawat et al., AAAI 2023 (Bad Teacher)",
+def cat_rows(a: tuple, b: tuple, fills: tuple | None = None) -> tuple:
+    "The rows of `a` then of `b`, tensor by tensor; 2-D tensors of different widths right-padded, tensor i with fills[i] (default 0)."
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x.dim() == 2 and y.dim() == 2 and x.shape[1] != y.shape[1]:   # e.g. token ids of two right-padded sets
+            T, fill = max(x.shape[1], y.shape[1]), 0 if fills is None else fills[i]
+            x, y = (F.pad(z, (0, T - z.shape[1]), value=fill) for z in (x, y))
+        out.append(torch.cat([x, y]))
+    return tuple(out)
+
+
+@register_strategy(family="distillation", kinds=["classification", "causal_lm"], paper="Chundawat et al., AAAI 2023 (Bad Teacher)",
                    presets={"paper": dict(lr=1e-4, batch_size=256, epochs=1, retain_fraction=0.3, target_acc=None)},
                    space=dict(lr=("log", 1e-4, 1e-2), retain_fraction=("float", 0.1, 1.0), epochs=("int", 1, 10)),
                    knobs=("steps", "lr"))
@@ -53,7 +65,8 @@ def knowledge_distillation(problem, *, lr: float = 2e-3, steps: int | None = Non
     k = math.ceil(retain_fraction * problem.n_retain)
     keep = torch.randperm(problem.n_retain, generator=problem.generator(offset=311))[:k]
     w_f = problem.weighted_forget()[-1]
-    mixed = (*(torch.cat([f, r[keep]]) for f, r in zip(problem.forget, problem.retain)),
+    fills = (0, 0, -100) if task.kind == "causal_lm" else None        # a causal LM's padding: id 0, mask 0, label -100
+    mixed = (*cat_rows(problem.forget, tuple(r[keep] for r in problem.retain), fills),
              torch.cat([torch.ones(problem.n_forget, dtype=torch.bool), torch.zeros(k, dtype=torch.bool)]),
              torch.cat([w_f, torch.ones(k)]))
     # 3. a step budget: `epochs` passes over the whole forget set plus the retain share, within [floor, ceiling]
@@ -64,8 +77,10 @@ def knowledge_distillation(problem, *, lr: float = 2e-3, steps: int | None = Non
     def objective(m, b):
         x, forget, w = b[:-2], b[-2], b[-1]                                 # inputs (and labels), l_u, weights
         with torch.no_grad():
-            t = torch.where(forget[:, None], task.logits(incompetent, x), task.logits(competent, x))  # (B, C)
-        kl = distill_kl(task.logits(m, x), t, temperature)                                             # (B,)
+            bad, good = task.logits(incompetent, x), task.logits(competent, x)                         # (B, C) or (B, T, V)
+            t = torch.where(forget.view(-1, *[1] * (bad.dim() - 1)), bad, good)
+        s, y = scored(task, x, task.logits(m, x))                     # (B, C); a causal LM's answer tokens (B, T-1, V)
+        kl = per_example(distill_kl(s, scored(task, x, t)[0], temperature), y)                          # (B,)
         return (kl * w).sum() / w.sum()
     # 5. shuffled mixed batches until the whole forget set is at the oracle level, or the budget runs out
     stream = cycle_batches(mixed, batch_size, problem.generator(offset=312))

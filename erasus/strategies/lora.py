@@ -17,22 +17,33 @@ from ..core import cycle_batches, optimise, register_strategy
 from ..tasks import weighted_loss
 
 # %% auto #0
-__all__ = ['LoRALinear', 'add_lora', 'merge_lora', 'remove_lora', 'lora']
+__all__ = ['is_conv1d', 'in_out', 'LoRALinear', 'add_lora', 'merge_lora', 'remove_lora', 'lora']
 
 # %% ../../nbs/strategies/43_lora.ipynb #6f430cba
+def is_conv1d(m: nn.Module) -> bool:
+    "Is `m` a `transformers` `Conv1D` (GPT-2's linear layer: y = x W + b with W of shape (in, out))?"
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and getattr(m, "weight", None) is not None and m.weight.dim() == 2
+
+
+def in_out(m: nn.Module) -> tuple:
+    "(in, out) features of an `nn.Linear` or a `transformers` `Conv1D`."
+    return tuple(m.weight.shape) if is_conv1d(m) else (m.in_features, m.out_features)
+
+
 class LoRALinear(nn.Module):
-    "A frozen `nn.Linear` plus a trainable low-rank update: y = base(x) + (alpha / r) * B A x."
-    def __init__(self, base: nn.Linear, r: int, alpha: float, generator: torch.Generator | None = None):
+    "A frozen `nn.Linear` (or GPT-2 `Conv1D`) plus a trainable low-rank update: y = base(x) + (alpha / r) * B A x."
+    def __init__(self, base: nn.Module, r: int, alpha: float, generator: torch.Generator | None = None):
         super().__init__()
-        side = min(base.in_features, base.out_features)
+        n_in, n_out = in_out(base)
+        side = min(n_in, n_out)
         if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= side:
-            raise ValueError(f"r must be an int in [1, {side}] for a {base.in_features}->{base.out_features} layer, got {r!r}")
+            raise ValueError(f"r must be an int in [1, {side}] for a {n_in}->{n_out} layer, got {r!r}")
         if not alpha > 0: raise ValueError(f"alpha must be positive, got {alpha}")
         self.base, self.r, self.alpha = base.requires_grad_(False), r, alpha
-        w = base.weight                                                       # (out, in), frozen
-        a = torch.randn(r, base.in_features, generator=generator) / math.sqrt(base.in_features)
+        w = base.weight                                                       # (out, in), frozen; (in, out) for Conv1D
+        a = torch.randn(r, n_in, generator=generator) / math.sqrt(n_in)
         self.A = nn.Parameter(a.to(w))                                        # (r, in), random
-        self.B = nn.Parameter(torch.zeros(base.out_features, r).to(w))        # (out, r), zero: W' = W at first
+        self.B = nn.Parameter(torch.zeros(n_out, r).to(w))          # (out, r), zero: W' = W at first
 
     @property
     def scale(self) -> float: return self.alpha / self.r
@@ -57,9 +68,9 @@ def _put(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
 
 def add_lora(model: nn.Module, r: int = 2, alpha: float = 4.0, targets: str | tuple | None = None,
              generator: torch.Generator | None = None) -> nn.Module:
-    "Freeze `model` and wrap its trainable `nn.Linear` layers (all, or those whose names match `targets`) in `LoRALinear`."
+    "Freeze `model` and wrap its trainable `nn.Linear` (and GPT-2 `Conv1D`) layers (all, or those whose names match `targets`) in `LoRALinear`."
     patterns = (targets,) if isinstance(targets, str) else targets
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) or is_conv1d(m)]
     # 1. the targeted layers, by fnmatch pattern on their qualified names
     matched = [(n, m) for n, m in linears if patterns is None or any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not matched:
@@ -70,7 +81,7 @@ def add_lora(model: nn.Module, r: int = 2, alpha: float = 4.0, targets: str | tu
         raise ValueError(f"every targeted nn.Linear layer is frozen (requires_grad=False): {[n for n, _ in matched]}; "
                          "unfreeze one or target another")
     # 3. one rank that fits every adapted layer
-    side = min(min(m.in_features, m.out_features) for _, m in chosen)
+    side = min(min(in_out(m)) for _, m in chosen)
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= side:
         raise ValueError(f"r must be an int in [1, {side}] (the smallest side of a targeted layer), got {r!r}")
     if not alpha > 0: raise ValueError(f"alpha must be positive, got {alpha}")
@@ -85,7 +96,8 @@ def _unwrap(model: nn.Module, keep_update: bool) -> nn.Module:
     out = copy.deepcopy(model)
     for n, m in [(n, m) for n, m in out.named_modules() if isinstance(m, LoRALinear)]:
         if keep_update:
-            with torch.no_grad(): m.base.weight.add_(m.delta())              # W <- W + (alpha / r) B A
+            d = m.delta()                                                    # (out, in)
+            with torch.no_grad(): m.base.weight.add_(d.T if is_conv1d(m.base) else d)   # W <- W + (alpha / r) B A
         out = _put(out, n, m.base)
     return out
 

@@ -16,7 +16,7 @@ from ..tasks import weighted_loss
 __all__ = ['random_label']
 
 # %% ../../nbs/strategies/30_random_label.ipynb #effa8806
-@register_strategy(family="relabel", kinds=["classification"],
+@register_strategy(family="relabel", kinds=["classification", "causal_lm"],
                    paper="Graves et al., AAAI 2021; Golatkar et al., CVPR 2020; Fan et al., ICLR 2024 (random labels)",
                    presets={"paper": dict(schedule="passes", optimizer="sgd", lr=0.013, epochs=10, target_acc=None)},
                    space=dict(lr=("log", 1e-4, 1e-2), epochs=("int", 1, 20), retain_weight=("float", 0.5, 4.0)),

@@ -14,15 +14,26 @@ from ..tasks import last_linear
 
 
 # %% auto #0
-__all__ = ['steering_site', 'activations', 'rmu']
+__all__ = ['blocks', 'steering_site', 'activations', 'position_weights', 'rmu']
 
 # %% ../../nbs/strategies/46_rmu.ipynb #e60c1714
+def blocks(model: nn.Module) -> list:
+    "Qualified names of a transformer's blocks (the entries of its longest `nn.ModuleList` of one class), or []."
+    stacks = [(n, m) for n, m in model.named_modules()
+              if isinstance(m, nn.ModuleList) and len(m) and len({type(b) for b in m}) == 1]
+    if not stacks: return []
+    name, stack = max(stacks, key=lambda s: len(s[1]))
+    return [f"{name}.{i}" for i in range(len(stack))]
+
+
 def steering_site(model: nn.Module, layer: str | None = None) -> tuple:
     "(module name, 'input' or 'output', [(name, module) of the layers with parameters up to it]) for RMU's layer."
     mods = dict(model.named_modules())
+    stack = blocks(model)
+    if layer is None and stack: layer = stack[(len(stack) - 1) // 4]    # a transformer: a block a quarter of the way up
     layers = [(n, m) for n, m in mods.items() if next(m.parameters(recurse=False), None) is not None]
     order = {id(m): i for i, m in enumerate(mods.values())}               # registration order of every module
-    if layer is None:                                                     # 1. default: the head's input
+    if layer is None:                                                     # 1. default: the head's input (no blocks)
         head = last_linear(model)
         name, read, last = next(n for n, m in mods.items() if m is head), "input", order[id(head)] - 1
     else:                                                                 # 2. a named module's output
@@ -36,15 +47,23 @@ def steering_site(model: nn.Module, layer: str | None = None) -> tuple:
     return name, read, upto
 
 
-def activations(model: nn.Module, name: str, read: str, x: torch.Tensor) -> tuple:
+def activations(model: nn.Module, name: str, read: str, x,
+                forward=None) -> tuple:  # runs the model on x (e.g. a task's logits on a batch); default `model(x)`
     "Run `model` on `x`; return its outputs and the activations of module `name` (its input or output), shape (B, P, d)."
     store, mod = {}, dict(model.named_modules())[name]
     h = (mod.register_forward_pre_hook(lambda m, inp: store.__setitem__("h", inp[0])) if read == "input" else
          mod.register_forward_hook(lambda m, inp, out: store.__setitem__("h", out)))
-    try: out = model(x)
+    try: out = (forward or model)(x)
     finally: h.remove()
-    a = store["h"]
-    return out, a.reshape(len(x), -1, a.shape[-1])                       # (B, positions, d); an MLP has one position
+    a = store["h"][0] if isinstance(store["h"], tuple) else store["h"]   # a transformer block may return a tuple
+    return out, a.reshape(a.shape[0], -1, a.shape[-1])                   # (B, positions, d); an MLP has one position
+
+
+def position_weights(task, batch: tuple, h: torch.Tensor) -> torch.Tensor:
+    "(B, P) weights of the positions of activations `h`: a causal LM's attention mask (padding 0), else all 1."
+    mask = batch[1] if getattr(task, "kind", None) == "causal_lm" else None
+    if mask is None or tuple(mask.shape) != tuple(h.shape[:2]): return torch.ones(h.shape[:2], dtype=h.dtype)
+    return mask.to(h.dtype)
 
 # %% ../../nbs/strategies/46_rmu.ipynb #89d5c0d1
 @register_strategy(family="representation", paper="Li et al., ICML 2024 (WMDP, RMU)", presets={"paper": dict(target_acc=None)},
@@ -68,10 +87,12 @@ def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, s
     trained = upto[-train_layers:]
     params = [p for _, m in trained for p in m.parameters(recurse=False) if p.requires_grad]   # frozen ones stay frozen
     # 1. the target c_eff * u: u uniform in [0, 1)^d, unit length; c relative to the mean retain norm at the layer
+    task = problem.task
+    run = lambda m, b: activations(m, name, read, b, lambda b: task.logits(m, b))      # (outputs, (B, P, d))
     with torch.no_grad():
-        norms = torch.cat([activations(frozen, name, read, b[0])[1].norm(dim=-1).flatten()
-                           for b in batches(problem.retain, 1024, shuffle=False)])          # (n_r * positions,)
-    d = activations(frozen, name, read, problem.retain[0][:1])[1].shape[-1]
+        hs = [(run(frozen, b)[1], b) for b in batches(problem.retain, 256, shuffle=False)]
+        norms = torch.cat([h.norm(dim=-1)[position_weights(task, b, h) > 0] for h, b in hs])  # real positions only
+    d = hs[0][0].shape[-1]
     u = torch.rand(d, generator=problem.generator(offset=46))                                 # (d,)
     u = u / u.norm()
     c_eff = steering * check_finite(norms.mean(), "retain activation norm")
@@ -80,13 +101,15 @@ def rmu(problem, *, layer: str | None = None, train_layers: int | None = None, s
     retain = problem.retain_stream(batch_size)
     def objective(m, pair):
         fb, rb = pair
-        out_f, h_f = activations(m, name, read, fb[0])                                        # h_f: (B, P, d)
-        out_r, h_r = activations(m, name, read, rb[0])
+        fb, w = tuple(fb[:-1]), fb[-1]                                                        # w: (B,) selector weights
+        out_f, h_f = run(m, fb)                                                               # h_f: (B, P, d)
+        out_r, h_r = run(m, rb)
         for out in (out_f, out_r): check_finite(out, "model outputs")                          # NaN logits must not pass
-        with torch.no_grad(): h_o = activations(frozen, name, read, rb[0])[1]                 # (B, P, d), theta_o
-        w = fb[-1]                                                                            # (B,) selector weights
-        l_f = (w * (h_f - c_eff * u).pow(2).sum(-1).mean(-1)).sum() / w.sum()                  # 3. misdirect D_f
-        l_r = (h_r - h_o).pow(2).sum(-1).mean(-1).mean()                                      # 4. anchor D_r to theta_o
+        with torch.no_grad(): h_o = run(frozen, rb)[1]                                        # (B, P, d), theta_o
+        pf, pr = position_weights(task, fb, h_f), position_weights(task, rb, h_r)             # (B, P): padding 0
+        mean_p = lambda sq, p: (sq * p).sum(-1) / p.sum(-1).clamp(min=1)                      # (B,) over real positions
+        l_f = (w * mean_p((h_f - c_eff * u).pow(2).sum(-1), pf)).sum() / w.sum()               # 3. misdirect D_f
+        l_r = mean_p((h_r - h_o).pow(2).sum(-1), pr).mean()                                   # 4. anchor D_r to theta_o
         return l_f + alpha * l_r
     # 5. train only the layers up to l (the last `train_layers` of them), until the whole forget set is at the oracle level
     log = optimise(model, objective, zip(forget, retain), lr=lr, optimizer=optimizer, params=params, max_steps=budget,

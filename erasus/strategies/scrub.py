@@ -12,13 +12,14 @@ import torch.nn.functional as F
 
 from ..budgets import STEP_CEILING, STEP_FLOOR, step_budget, stop_rule, warmup_steps
 from ..core import batches, distill_kl, optimise, register_strategy
+from .undial import per_example, scored
 
 
 # %% auto #0
 __all__ = ['scrub']
 
 # %% ../../nbs/strategies/32_scrub.ipynb #b32c2e90
-@register_strategy(family="distillation", kinds=["classification"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)",
+@register_strategy(family="distillation", kinds=["classification", "causal_lm"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)",
                    presets={"paper": dict(lr=5e-4, target_acc=None)},
                    space=dict(lr=("log", 1e-3, 3e-2), msteps=("int", 1, 4), alpha=("log", 1e-4, 1e-1)),
                    knobs=("lr", "msteps", "steps"))
@@ -58,11 +59,12 @@ def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: fl
     def objective(m, step):
         maximise, b = step
         x = b[:-1] if maximise else b
-        s = task.logits(m, x)                                             # (B, C)
-        with torch.no_grad(): t = task.logits(teacher, x)                 # (B, C)
-        d = distill_kl(s, t, temperature)                                 # (B,)
+        s, y = scored(task, x, task.logits(m, x))                         # (B, C) and (B,); a causal LM's answer tokens
+        with torch.no_grad(): t = scored(task, x, task.logits(teacher, x))[0]
+        d = per_example(distill_kl(s, t, temperature), y)                 # (B,)
         if maximise: return -(d * b[-1]).sum() / b[-1].sum()
-        return alpha * d.mean() + gamma * F.cross_entropy(s, x[1].long())
+        ce = F.cross_entropy(s.flatten(0, -2), y.flatten().long(), ignore_index=-100, reduction="none").view(y.shape)
+        return alpha * d.mean() + gamma * per_example(ce, y).mean()
     stop = lambda m, step: step in at_end and rule(m, step)
     log = optimise(student, objective, schedule(), lr=lr, optimizer=optimizer, momentum=momentum,
                    weight_decay=weight_decay, max_steps=budget, warmup_steps=warmup_steps(budget), stop=stop,

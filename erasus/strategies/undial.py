@@ -14,17 +14,33 @@ from ..metrics import per_sample
 
 
 # %% auto #0
-__all__ = ['adjusted_logits', 'undial']
+__all__ = ['adjusted_logits', 'scored', 'per_example', 'undial']
 
 # %% ../../nbs/strategies/33_undial.ipynb #74ac6d0d
-def adjusted_logits(logits: torch.Tensor,  # (B, C) the original model's logits
-                    y: torch.Tensor,  # (B,) integer labels, the class to lower
+def adjusted_logits(logits: torch.Tensor,  # (B, C) the original model's logits, or (B, T, C) per token
+                    y: torch.Tensor,  # (B,) integer labels, the class to lower; or (B, T), -100 where nothing is lowered
                     beta: float) -> torch.Tensor:  # how much to lower it
     "UNDIAL's target logits: `logits` with the true class's logit lowered by beta, every other logit as it was."
-    return logits - beta * F.one_hot(y.long(), logits.shape[-1]).to(logits.dtype)   # (B, C)
+    keep = (y != -100).to(logits.dtype)[..., None]                                          # (B, [T,] 1)
+    return logits - beta * keep * F.one_hot(y.long().clamp(min=0), logits.shape[-1]).to(logits.dtype)
+
+
+def scored(task, batch: tuple, logits: torch.Tensor) -> tuple:
+    "(logits, targets) where a loss is taken: a classifier's (B, C) and labels (B,); a causal LM's next-token logits (B, T-1, V) and labels[:, 1:] (-100 off the answer)."
+    if getattr(task, "kind", None) == "causal_lm": return logits[:, :-1], batch[2][:, 1:]
+    return logits, batch[1]
+
+
+def per_example(v: torch.Tensor,  # (B,) per-example values, or (B, T) per token
+                y: torch.Tensor) -> torch.Tensor:  # the targets `scored` returned: -100 marks positions to leave out
+    "Each example's value, shape (B,): per-token values averaged over the scored tokens."
+    if v.dim() == 1: return v
+    m = (y != -100).to(v.dtype)
+    return (v * m).sum(-1) / m.sum(-1).clamp(min=1)
+
 
 # %% ../../nbs/strategies/33_undial.ipynb #859e5037
-@register_strategy(family="distillation", kinds=["classification"],
+@register_strategy(family="distillation", kinds=["classification", "causal_lm"],
                    paper="Dong, Lin, Belkin, Huerta, Vulić, NAACL 2025 (UNDIAL)",
                    presets={"paper": dict(beta=10.0, target_acc=None)},
                    space=dict(beta=("float", 3.0, 30.0), lr=("log", 1e-4, 3e-2), retain_weight=("float", 0.0, 5.0)),
@@ -41,22 +57,26 @@ def undial(problem, *, beta: float = 15.0, retain_weight: float = 3.0, retain_lo
     stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
     model, task = problem.clone_model(), problem.task
     # 1. the fixed targets, computed once from the frozen original: its logits, the label's lowered by beta
-    target = adjusted_logits(per_sample(problem.model, task.logits, problem.forget), problem.forget[1], beta)  # (N_f, C)
+    z, y = scored(task, problem.forget, per_sample(problem.model, task.logits, problem.forget))
+    target = adjusted_logits(z, y, beta)                                           # (N_f, C), or (N_f, T-1, V) per token
     w_f = problem.weighted_forget()[-1]                                                         # (N_f,) selector weights
     forget = cycle_batches((*problem.forget, target, w_f), batch_size, problem.generator(offset=33))
     # 2. the retain stream: retain batches with the original's logits on them (for the KL term)
     retain = None
     if retain_weight > 0:
-        z_r = per_sample(problem.model, task.logits, problem.retain)                                      # (N_r, C)
+        z_r = scored(task, problem.retain, per_sample(problem.model, task.logits, problem.retain))[0]   # (N_r, C) / (N_r, T-1, V)
         retain = cycle_batches((*problem.retain, z_r), batch_size, problem.generator(offset=330))
     stream = zip(forget, retain) if retain is not None else ((fb, None) for fb in forget)
     # 3. KL(target || student) on D_f, weighted per example; plus lambda * the retain loss
     def objective(m, pair):
         fb, rb = pair
         *b, t, w = fb
-        loss = (distill_kl(task.logits(m, tuple(b)), t) * w).sum() / w.sum()       # (B,) -> weighted mean
+        s, y = scored(task, b, task.logits(m, tuple(b)))
+        loss = (per_example(distill_kl(s, t), y) * w).sum() / w.sum()              # (B,) -> weighted mean
         if rb is None: return loss
-        r = distill_kl(task.logits(m, rb[:-1]), rb[-1]).mean() if retain_loss == "kl" else task.loss(m, rb[:-1])
+        if retain_loss == "nll": return loss + retain_weight * task.loss(m, rb[:-1])
+        s, y = scored(task, rb[:-1], task.logits(m, rb[:-1]))
+        r = per_example(distill_kl(s, rb[-1]), y).mean()
         return loss + retain_weight * r
     # 4. until the whole forget set is at the oracle level, or the budget runs out
     return model, optimise(model, objective, stream, lr=lr, optimizer=optimizer, max_steps=budget,
