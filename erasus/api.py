@@ -96,10 +96,11 @@ def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, te
     else:
         problem = Problem(model, forget, retain, task=task, test=test, seed=seed, trajectory=trajectory)
     entry, preset = STRATEGIES.get(strategy)
+    # bad hyperparameters and targets are named first, whatever the task; all of it before any training
+    hp = resolve_hparams(entry, preset, hparams)
+    target = resolve_target(problem, hp.get("target_acc", "oracle"))
     if not entry.supports(problem.task.kind):
         raise TypeError(f"strategy {strategy!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")
-    hp = resolve_hparams(entry, preset, hparams)
-    target = resolve_target(problem, hp.get("target_acc", "oracle"))   # a bad target fails here, before any training
     # 1. pick the part of the forget set the strategy will see
     if selector is None: selector = "full" if (fraction == 1.0 and k is None) else "random"
     warmup()
