@@ -36,11 +36,11 @@ from .models import atomic_write_text, config_hash
 
 
 # %% auto #0
-__all__ = ['PIECES', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'Scenario', 'get_scenario', 'row_key', 'check_budget',
-           'reference_rows', 'run_row', 'compare', 'provenance', 'load_results', 'save_results', 'check_writable',
-           'results_lock', 'merge_results', 'journal_path', 'Journal', 'read_journal', 'compact_journal',
-           'resolved_hparams', 'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95',
-           'summarize', 'format_table']
+__all__ = ['PIECES', 'KIND_DEFAULTS', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'KindDefaults', 'kind_defaults', 'oracle_context',
+           'oracle_value', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows', 'run_row',
+           'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock', 'merge_results',
+           'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'bench_options',
+           'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95', 'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f8c20430
 PIECES = {  # where `erasus bench --profile` says a run's time went
@@ -77,7 +77,55 @@ def _timing(times: dict):
     finally: _TIMES.reset(token)
 
 
+# %% ../nbs/06_bench.ipynb #c15a9def
+KIND_DEFAULTS = dict(  # task kind -> (module, its default metrics, its Avg. Gap keys, its Avg. Gap function)
+    classification=("erasus.metrics", "DEFAULT_METRICS", "GAP_METRICS", "avg_gap"),
+    causal_lm=("erasus.lm_metrics", "LM_DEFAULT_METRICS", "LM_GAP_METRICS", "lm_avg_gap"),
+)
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    "What a row of a task kind measures by default, and how its Avg. Gap is computed."
+    kind: str
+    metrics: tuple  # metric names `evaluate` computes
+    gap_keys: tuple  # the metrics Avg. Gap averages over
+    gap: object  # (row, oracle_row) -> Avg. Gap
+
+
+def kind_defaults(kind: str) -> KindDefaults:
+    "The default metrics and Avg. Gap of task kind `kind`, from the module `KIND_DEFAULTS` names for it."
+    import importlib
+    if kind not in KIND_DEFAULTS: raise ValueError(f"no default metrics for task kind {kind!r}; known kinds: {', '.join(KIND_DEFAULTS)}")
+    module, metrics, keys, gap = KIND_DEFAULTS[kind]
+    m = importlib.import_module(module)
+    return KindDefaults(kind, tuple(getattr(m, metrics)), tuple(getattr(m, keys)), getattr(m, gap))
+
 # %% ../nbs/06_bench.ipynb #f79c1c7e
+_ORACLE = ContextVar("erasus_oracle", default=None)  # while a scenario evaluates a model: (oracle, memo)
+
+
+@contextlib.contextmanager
+def oracle_context(oracle: nn.Module | None, memo: dict | None = None):
+    "Inside the block, `oracle_value` computes from `oracle` (cached in `memo`); `Scenario.evaluate` sets it, never `unlearn`."
+    token = _ORACLE.set(None if oracle is None else (oracle, {} if memo is None else memo))
+    try: yield
+    finally: _ORACLE.reset(token)
+
+
+def oracle_value(problem: Problem, name: str, fn):
+    "`fn(oracle)` for the oracle of the evaluation that is running, computed once per (oracle, problem, `name`)."
+    ctx = _ORACLE.get()
+    if ctx is None: raise ValueError(f"{name} compares with the retrain oracle, which only a scenario's evaluation provides: "
+                                     "measure with erasus.bench (Scenario.evaluate, run_row, compare) or inside "
+                                     "`with oracle_context(oracle):`")
+    oracle, memo = ctx
+    key = ("oracle-value", name)
+    hit = memo.get(key)
+    if hit is None or hit[0] is not oracle or hit[1] is not problem: hit = memo[key] = (oracle, problem, fn(oracle))
+    return hit[2]
+
+
 @dataclass
 class Scenario:
     "A benchmark instance: the problem with its base model, and the retrain-from-scratch oracle."
@@ -95,15 +143,22 @@ class Scenario:
     @property
     def retrain_seconds(self) -> float: return float(self.oracle_info.get("seconds") or float("nan"))
 
+    @property
+    def kind(self) -> str: return self.problem.task.kind
+
+    def evaluate(self, model: nn.Module, metrics=None) -> dict:
+        "`erasus.metrics.evaluate` of `model` on the scenario's problem, with the oracle in reach of the metrics that need it."
+        from erasus.metrics import evaluate
+        with oracle_context(self.oracle, self.memo): return evaluate(model, self.problem, metrics or kind_defaults(self.kind).metrics)
+
     def reference_metrics(self, which: str, metrics) -> dict:
         "The metrics of the base model (`which='base'`) or of the oracle (`'oracle'`), computed once per scenario and metric list."
-        from erasus.metrics import evaluate
         # 1. the model and problem are part of the key's check, so a reassigned oracle or problem is measured anew
         if which not in ("base", "oracle"): raise ValueError(f"which must be 'base' or 'oracle', got {which!r}")
         model, key = self.oracle if which == "oracle" else self.problem.model, (which, tuple(metrics))
         hit = self.memo.get(key)
         if hit is None or hit[0] is not model or hit[1] is not self.problem:
-            with _timed("evaluation"): hit = self.memo[key] = (model, self.problem, evaluate(model, self.problem, metrics))
+            with _timed("evaluation"): hit = self.memo[key] = (model, self.problem, self.evaluate(model, metrics))
         return dict(hit[2])
 
 
@@ -131,14 +186,14 @@ def check_budget(budget: str) -> str:
 
 def reference_rows(sc: Scenario, metrics=None) -> list:
     "The `base` and `retrain` rows of a scenario."
-    from erasus.metrics import DEFAULT_METRICS, avg_gap
-    metrics, rows = metrics or DEFAULT_METRICS, []
+    d = kind_defaults(sc.kind)
+    metrics, rows = metrics or d.metrics, []
     oracle = dict(sc.reference_metrics("oracle", metrics), seconds=sc.retrain_seconds)
     base = dict(sc.reference_metrics("base", metrics), seconds=float(sc.base_info.get("seconds") or float("nan")))
     for name, m in (("base", base), ("retrain", oracle)):
         rows.append(dict(benchmark=sc.benchmark, scenario=sc.scenario, seed=sc.seed, strategy=name, selector="-",
                          fraction=1.0, variant="default", k=sc.problem.n_forget, n_forget=sc.problem.n_forget, **m,
-                         avg_gap=avg_gap(m, oracle), speedup=1.0 if name == "retrain" else None,
+                         avg_gap=d.gap(m, oracle), speedup=1.0 if name == "retrain" else None,
                          hparams={}, status="ok", error=None))
     return rows
 
@@ -153,11 +208,11 @@ def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float
             metrics=None, selector_hparams: dict | None = None, budget: str = "equal-steps", variant: str = "default") -> dict:
     "Unlearn one (strategy, selector, fraction) on a scenario and measure it against the oracle."
     from erasus.api import unlearn
-    from erasus.metrics import DEFAULT_METRICS, avg_gap, evaluate
     # 1. settings that cannot make a row are refused before any training
     check_budget(budget)
     if variant not in VARIANTS: raise ValueError(f"unknown variant {variant!r}; use {' or '.join(VARIANTS)}")
-    metrics = metrics or DEFAULT_METRICS
+    d = kind_defaults(sc.kind)
+    metrics = metrics or d.metrics
     row = dict(benchmark=sc.benchmark, scenario=sc.scenario, seed=sc.seed, strategy=strategy, selector=selector,
                fraction=fraction, variant=variant, budget_mode=budget, k=None, n_forget=sc.problem.n_forget,
                hparams=dict(hparams or {}), selector_hparams=dict(selector_hparams or {}), steps=None, examples_seen=None,
@@ -170,15 +225,16 @@ def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float
             res = unlearn(sc.problem, None, None, strategy=strategy, selector=selector, fraction=fraction, seed=sc.seed,
                           selector_kwargs=selector_hparams, budget=budget, **(hparams or {}))
         _tick("selection", res.select_seconds); _tick("unlearning", time.perf_counter() - t0 - res.select_seconds)
-        # 3. measure against the oracle (whose metrics the scenario computes once), with what the run says about its work
-        with _timed("evaluation"): m = evaluate(res.model, sc.problem, metrics)
+        # 3. measure against the oracle (whose metrics the scenario computes once), with what the run says about its work;
+        #    only now, after the strategy has returned, can a metric reach the oracle (`Scenario.evaluate`)
+        with _timed("evaluation"): m = sc.evaluate(res.model, metrics)
         oracle = sc.reference_metrics("oracle", metrics)
         row.update(m, k=res.selection.k, seconds=res.seconds + res.select_seconds, select_seconds=res.select_seconds,
                    hparams=res.hparams, **{f: _result(res, f) for f in ("steps", "examples_seen", "target", "target_metric",
                                                                        "target_basis", "reached")},
                    step_budget=_result(res, "budget"), warnings=list(getattr(res, "warnings", None) or []),
                    indices=None if selector == "full" else res.selection.indices.tolist())
-        row["avg_gap"] = avg_gap(m, oracle)
+        row["avg_gap"] = d.gap(m, oracle)
         row["speedup"] = sc.retrain_seconds / max(row["seconds"], 1e-9)
     except Exception as err:  # a failing strategy is a result, not a crash of the grid
         row.update(status="error", error=f"{type(err).__name__}: {err}")
@@ -189,12 +245,12 @@ def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float
 def compare(sc: Scenario, models: dict, metrics=None):
     "A pandas table of metrics for the base model, the retrain oracle and each of `models`, with Avg. Gap."
     import pandas as pd
-    from erasus.metrics import DEFAULT_METRICS, GAP_METRICS, avg_gap, evaluate
-    metrics = metrics or DEFAULT_METRICS
+    d = kind_defaults(sc.kind)
+    metrics = metrics or d.metrics
     table = {"base": sc.reference_metrics("base", metrics), "retrain": sc.reference_metrics("oracle", metrics),
-             **{name: evaluate(m, sc.problem, metrics) for name, m in models.items()}}
-    if all(k in metrics for k in GAP_METRICS):
-        for name in table: table[name]["avg_gap"] = avg_gap(table[name], table["retrain"])
+             **{name: sc.evaluate(m, metrics) for name, m in models.items()}}
+    if all(k in metrics for k in d.gap_keys):
+        for name in table: table[name]["avg_gap"] = d.gap(table[name], table["retrain"])
     return pd.DataFrame(table).T
 
 # %% ../nbs/06_bench.ipynb #6fabecf6
@@ -636,8 +692,10 @@ def _compact_on_the_way_out(real) -> None:
 
 
 # %% ../nbs/06_bench.ipynb #ac9daa71
-SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "test_acc_kept", "mia_svc", "mia", "forget_loss", "retain_loss",
-                "avg_gap", "seconds", "speedup", "steps", "examples_seen")
+SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "test_acc_kept", "mia_svc", "mia", "forget_loss", "retain_loss",  # classification
+                "verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "forget_quality", "model_utility",  # causal LM
+                "truth_ratio_forget", "mia_min_k",
+                "avg_gap", "seconds", "speedup", "steps", "examples_seen")  # a summary has those of them its rows have
 
 
 def ci95(x) -> float:

@@ -16,8 +16,8 @@ from .api import BUDGET_MODES
 from .core import BENCHMARKS, METRICS, SELECTORS, STRATEGIES
 
 # %% auto #0
-__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser', 'process_seconds',
-           'profile_table', 'bench_table', 'main']
+__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'SHORT', 'LEGEND', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser',
+           'process_seconds', 'profile_table', 'bench_table', 'main']
 
 # %% ../nbs/07_cli.ipynb #d9ea0158
 REGISTRIES = dict(strategies=STRATEGIES, selectors=SELECTORS, metrics=METRICS, benchmarks=BENCHMARKS)
@@ -229,8 +229,13 @@ def _rows_in(path) -> str:
     except (OSError, ValueError): return "no readable"
 
 
-KEY_COLS = ("scenario", "strategy", "variant", "selector", "fraction", "seeds", "avg_gap", "forget_acc", "retain_acc",
-            "test_acc", "mia_svc", "steps", "seconds")
+KEY_COLS = ("scenario", "strategy", "variant", "selector", "fraction", "seeds", "avg_gap",
+            "forget_acc", "retain_acc", "test_acc", "mia_svc",  # classification
+            "verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "forget_quality", "model_utility",  # causal LM
+            "steps", "seconds")  # a table shows those of them its rows have
+SHORT = dict(verbmem_forget="verbmem", knowmem_forget="km_forget", knowmem_retain="km_retain", forget_quality="fq",
+             model_utility="utility")  # headers of the fitted table where the metric's name is wider than its numbers
+LEGEND = "verbmem, km_*: MUSE VerbMem and KnowMem (forget, retain); fq, utility: TOFU forget quality and model utility"
 MIN_SECONDS = 0.05  # a speed-up is shown only where the unlearning took at least this long (below: timer and start-up noise)
 
 
@@ -249,15 +254,20 @@ def bench_table(summary, wide: bool = False, width: int = WIDTH):
     t = format_table(summary)
     if t.empty: return t
     if wide: return _steady_speedup(summary, t)
-    # 1. the key columns; then, while too wide, means without their interval (avg_gap's last), then fewer columns
-    t = t[[c for c in KEY_COLS if c in t]]
+    # 1. the key columns, long metric names shortened; then, while too wide, means without their interval (avg_gap's last),
+    #    then label columns that say the same on every line (selector full, fraction 1), then fewer columns
+    t = t[[c for c in KEY_COLS if c in t]].rename(columns=SHORT)
     bare = lambda col: [v.split(" ± ")[0] for v in col]
-    for c in ["steps", "seconds", "mia_svc", "test_acc", "retain_acc", "forget_acc", "avg_gap"]:
+    for c in ["steps", "seconds", "mia_svc", "test_acc", "retain_acc", "forget_acc", "fq", "utility", "privleak", "km_retain",
+              "km_forget", "verbmem", "avg_gap"]:
         if _width(t) <= width: break
         if c in t: t[c] = bare(t[c])
+    for c in ["fraction", "selector"]:
+        if _width(t) <= width: break
+        if c in t and t[c].nunique() == 1 and t[c].iloc[0] in ("1", "full"): t = t.drop(columns=c)
     for c in ["steps", "mia_svc", "seconds"]:
         if _width(t) <= width: break
-        t = t.drop(columns=c)
+        if c in t: t = t.drop(columns=c)
     return t
 
 
@@ -300,6 +310,7 @@ def _main(argv: list) -> int:
         print(t.to_string(index=False))
         more = "speedup only where unlearning took >= 0.05 s and its interval < its mean" if args.wide else "--wide for every column"
         print(f"mean ± 95% interval over {summary['seeds'].max()} seed(s); {more}", file=sys.stderr)
+        if any(v in t for v in SHORT.values()): print(LEGEND, file=sys.stderr)
     errors = [r for r in res["rows"] if r.get("status") == "error"]
     for r in errors: print(f"error: {r['scenario']} seed {r['seed']} {r['strategy']}/{r['selector']}: {r['error']}", file=sys.stderr)
     missed = [r for r in res["rows"] if r.get("status") == "ok" and r.get("reached") is False]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .bench import oracle_value
 from .core import eval_mode, register_metric
 from .data import Problem
 from .lm import encode_qa, encode_text
@@ -367,14 +368,6 @@ def _cached(model: nn.Module, problem: Problem, name: str, fn):
     return out
 
 
-def _of_oracle(problem: Problem, name: str, fn):
-    "`fn(oracle)` for the problem's retrain oracle (`problem.oracle`), kept on the problem while that oracle stays."
-    oracle = getattr(problem, "oracle", None)
-    if oracle is None: raise ValueError(f"{name} compares with the retrain oracle: set problem.oracle (the facts benchmark does)")
-    store = problem.__dict__.setdefault("_lm_oracle_memo", {})
-    hit = store.get(name)
-    if hit is None or hit[0] is not oracle: hit = store[name] = (oracle, fn(oracle))
-    return hit[1]
 
 
 def _texts(problem, split): return [b["text"] for b in _corpus(problem).bios_of(split)]
@@ -418,14 +411,15 @@ def knowmem_retain(model, problem):
 @register_metric("privleak", direction="oracle", kinds=["causal_lm"], paper="Shi et al. 2024 (MUSE)")
 def privleak_metric(model, problem):
     "MUSE PrivLeak: Min-40% AUC on forget vs holdout biographies relative to the oracle's, in percent (target: 0)."
-    oracle_auc = _of_oracle(problem, "privleak", lambda o: _mia_auc(o, problem, "min_k"))
+    oracle_auc = oracle_value(problem, "privleak", lambda o: _mia_auc(o, problem, "min_k"))
     return privleak(_mia_auc(model, problem, "min_k"), oracle_auc)
 
 
 @register_metric("forget_quality", direction="higher", kinds=["causal_lm"], paper="Maini et al. 2024 (TOFU)")
 def forget_quality_metric(model, problem):
     "TOFU forget quality: KS-test p-value between the model's and the oracle's forget truth ratios."
-    return forget_quality(_forget_truth_ratios(model, problem), _of_oracle(problem, "forget_quality", lambda o: _forget_truth_ratios(o, problem)))
+    oracle_tr = oracle_value(problem, "forget_quality", lambda o: _forget_truth_ratios(o, problem))
+    return forget_quality(_forget_truth_ratios(model, problem), oracle_tr)
 
 
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Maini et al. 2024 (TOFU)")
