@@ -234,6 +234,7 @@ def run_row(sc: Scenario, strategy: str, selector: str = "full", fraction: float
                                                                        "target_basis", "reached")},
                    step_budget=_result(res, "budget"), warnings=list(getattr(res, "warnings", None) or []),
                    indices=None if selector == "full" else res.selection.indices.tolist())
+        if res.selection.info: row["selection_info"] = res.selection.info   # what the selector recorded (auto: which, why)
         row["avg_gap"] = d.gap(m, oracle)
         row["speedup"] = sc.retrain_seconds / max(row["seconds"], 1e-9)
     except Exception as err:  # a failing strategy is a result, not a crash of the grid

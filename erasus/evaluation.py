@@ -18,7 +18,7 @@ from .models import train
 from .tasks import Task
 
 # %% auto #0
-__all__ = ['retrain_copy', 'user_scenario', 'evaluate']
+__all__ = ['retrain_copy', 'user_scenario', 'oracle_free', 'evaluate']
 
 # %% ../nbs/06a_evaluate.ipynb #da278dee
 def retrain_copy(model: nn.Module, task: Task, retain: tuple, *, seed: int = 0, **recipe) -> tuple:
@@ -49,13 +49,19 @@ def user_scenario(model: nn.Module, forget, retain, test, *, oracle: nn.Module |
     return Scenario("custom", name, seed, problem, oracle, {}, dict(seconds=seconds))
 
 # %% ../nbs/06a_evaluate.ipynb #7f292b75
+def oracle_free(metrics) -> tuple:
+    "The names in `metrics` whose metric needs no oracle model (registered without `needs=\"oracle\"`, e.g. not PrivLeak)."
+    from erasus.core import METRICS
+    return tuple(m for m in metrics if "oracle" not in str(METRICS.get(m)[0].extra.get("needs", "")))
+
+
 def evaluate(model: nn.Module, forget, retain, test, models: dict | None = None, *, strategies=(),
              oracle: nn.Module | None = None, retrain: Callable | dict | None = None, task: Task | None = None,
              seed: int = 0, metrics=None):
     "The leaderboards' table for your problem: base, oracle (if any) and each model or strategy, with Avg. Gap to the oracle."
     import pandas as pd
     from erasus.api import unlearn
-    from erasus.metrics import DEFAULT_METRICS
+    from erasus.bench import kind_defaults
     from erasus.metrics import evaluate as measure
     sc = user_scenario(model, forget, retain, test, oracle=oracle, retrain=retrain, task=task, seed=seed)
     models = dict(models or {})
@@ -64,6 +70,7 @@ def evaluate(model: nn.Module, forget, retain, test, models: dict | None = None,
         models[s] = unlearn(sc.problem, None, None, strategy=s, seed=seed).model
     if sc.oracle is not None: return compare(sc, models, metrics)       # 2. with an oracle: the leaderboard's columns
     rows = {"base": sc.problem.model, **models}                         # 3. without: what needs no oracle, labelled
-    table = pd.DataFrame({n: measure(m, sc.problem, metrics or DEFAULT_METRICS) for n, m in rows.items()}).T
+    table = pd.DataFrame({n: measure(m, sc.problem, metrics or oracle_free(kind_defaults(sc.kind).metrics))
+                          for n, m in rows.items()}).T
     table.attrs["note"] = "no oracle: pass oracle= or retrain= for the gap to a retrained model (avg_gap)"
     return table

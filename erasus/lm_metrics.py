@@ -408,14 +408,14 @@ def knowmem_retain(model, problem):
                    batch_size=problem.batch_size)
 
 
-@register_metric("privleak", direction="oracle", kinds=["causal_lm"], paper="Shi et al. 2024 (MUSE)")
+@register_metric("privleak", direction="oracle", kinds=["causal_lm"], needs="oracle", paper="Shi et al. 2024 (MUSE)")
 def privleak_metric(model, problem):
     "MUSE PrivLeak: Min-40% AUC on forget vs holdout biographies relative to the oracle's, in percent (target: 0)."
     oracle_auc = oracle_value(problem, "privleak", lambda o: _mia_auc(o, problem, "min_k"))
     return privleak(_mia_auc(model, problem, "min_k"), oracle_auc)
 
 
-@register_metric("forget_quality", direction="higher", kinds=["causal_lm"], paper="Maini et al. 2024 (TOFU)")
+@register_metric("forget_quality", direction="higher", kinds=["causal_lm"], needs="oracle", paper="Maini et al. 2024 (TOFU)")
 def forget_quality_metric(model, problem):
     "TOFU forget quality: KS-test p-value between the model's and the oracle's forget truth ratios."
     oracle_tr = oracle_value(problem, "forget_quality", lambda o: _forget_truth_ratios(o, problem))

@@ -198,3 +198,11 @@ def test_rows_without_hash_are_stale(tmp_path):
     err = io.StringIO()
     with contextlib.redirect_stderr(err): again = run_bench(**SMALL, out=out)
     assert "3 of the rows" in err.getvalue() and all(r.get("config_hash") for r in again["rows"])
+
+
+def test_row_records_what_auto_chose(class_sc):
+    "A selector's record of its choice (auto: which selector and why) lands in the benchmark row."
+    row = run_row(class_sc, "negative_gradient", "auto", 0.2, hparams=dict(steps=5))
+    assert row["status"] == "ok", row["error"]
+    assert row["selection_info"]["chose"] in SELECTORS and row["selection_info"]["why"]
+    assert "selection_info" not in run_row(class_sc, "negative_gradient", "random", 0.2, hparams=dict(steps=5))
