@@ -7,6 +7,7 @@ import torch
 
 from erasus.api import select, unlearn
 from erasus.core import SELECTORS, Selection, snapshot
+from erasus.data import Problem
 
 NAMES = SELECTORS.names()
 # selectors that can only return the whole forget set (k == n is their only valid budget)
@@ -15,6 +16,25 @@ WHOLE_SET_ONLY = {"full"}
 
 def entry(name):
     return SELECTORS.get(name)[0]
+
+
+# selectors that need a training trajectory (needs="trajectory") read the base model's, recorded and cached with it:
+# the small problems here carry the trajectory of their forget rows (the other selectors ignore it)
+def _with_trajectory(make_small, scenario):
+    from erasus.bench import get_scenario
+    sc = get_scenario("digits", scenario, seed=0, trajectory=True)
+    p = make_small(sc)
+    return replace(p, trajectory=sc.problem.trajectory.subset(torch.arange(p.n_forget)), check_overlap=False)
+
+
+@pytest.fixture(scope="module")
+def small(make_small):
+    return _with_trajectory(make_small, "class")
+
+
+@pytest.fixture(scope="module")
+def small_random(make_small):
+    return _with_trajectory(make_small, "random")
 
 
 def valid_ks(name, n):
@@ -135,3 +155,21 @@ def test_broken_model_raises(name, small):
     p = replace(small, model=_NaNHidden(), check_overlap=False)
     with pytest.raises((FloatingPointError, ValueError)):
         select(p, name, k=3)
+
+
+SIZE_LIMITED = [n for n in NAMES if entry(n).extra.get("max_n") is not None]
+
+
+@pytest.mark.parametrize("name", SIZE_LIMITED)
+def test_refuses_above_max_n(name):
+    "A selector that declares `max_n` says what grows and what scales instead, and refuses a larger forget set at once."
+    e = entry(name)
+    max_n, instead = e.extra["max_n"], e.extra.get("instead", "")
+    assert e.extra.get("cost") and instead, f"{name}: max_n without cost= and instead="
+    alt = instead.split()[0]                                   # the first alternative named is a selector that scales further
+    assert alt in NAMES and (entry(alt).extra.get("max_n") or math.inf) > max_n, f"{name}: {alt!r} does not scale further"
+    n = max_n + 1
+    p = Problem(torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(2, 3)), (torch.randn(n, 2), torch.zeros(n, dtype=torch.long)),
+                (torch.randn(4, 2) + 9, torch.zeros(4, dtype=torch.long)), seed=0)
+    with pytest.raises(ValueError, match=rf"{name} needs .*at most {max_n:,} forget examples, got {n:,}: use {alt}"):
+        select(p, name, k=5)

@@ -9,7 +9,9 @@ The forget set is synthetic: a random MLP 32-64-10 on random 32-dim inputs (the 
 with a retain set of the same size. Each (selector, n) runs in its own subprocess, so one selector's memory never
 counts against another's; peak memory is the rise of the process's resident set (VmHWM, reset just before the
 call) over what it held before, so it leaves out torch itself and the problem's data. A run that passes --timeout
-or --memory (GiB, an address-space limit) is reported as such, not waited for.
+or --memory (GiB, an address-space limit) is reported as such, not waited for. Each row also records the CPU seconds
+of the call (`cpu_s`; `--cpu` tabulates them instead of wall seconds): on a machine shared with other work the wall
+time of a single-threaded call grows with the load, its CPU time much less.
 """
 from __future__ import annotations
 
@@ -63,13 +65,16 @@ def child(name: str, n: int, memory_gib: float | None) -> dict:
     from erasus.api import select
     p = make_problem(n)
     k = max(1, round(0.2 * n))
-    select(p, name, k=max(1, min(k, 10)) if name != "full" else n)          # warm-up on the same problem (imports, first calls)
+    try: select(p, name, k=max(1, min(k, 10)) if name != "full" else n)     # warm-up on the same problem (imports, first calls)
+    except ValueError as err:                                               # a selector that refuses this size, or this problem
+        return dict(selector=name, n=n, k=k, seconds=float("nan"), cpu_s=float("nan"), peak_mib=float("nan"),
+                    status="refused: " + str(err).splitlines()[0][:120])
     if memory_gib:
         lim = int(memory_gib * 2 ** 30)
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     reset = _reset_peak()
     before = _rss_kib("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         sel = select(p, name, k=k if name != "full" else n)
         status = "ok" if sel.k == (k if name != "full" else n) else "wrong k"
@@ -77,9 +82,9 @@ def child(name: str, n: int, memory_gib: float | None) -> dict:
     except (RuntimeError, ValueError) as err:
         status = ("out of memory" if "memory" in str(err).lower() or "alloc" in str(err).lower()
                   else "refused: " + str(err).splitlines()[0][:120])
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _rss_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(selector=name, n=n, k=k, seconds=seconds, peak_mib=max(0, peak - before) / 1024, status=status)
+    return dict(selector=name, n=n, k=k, seconds=seconds, cpu_s=cpu, peak_mib=max(0, peak - before) / 1024, status=status)
 
 
 def run_one(name: str, n: int, timeout: float, memory_gib: float | None) -> dict:
@@ -125,8 +130,8 @@ def per_example_gradients(n: int = 2000, repeats: int = 3) -> dict:
     return dict(n=n, torch_func_s=tv, loop_s=tl, speedup=tl / tv, same=same)
 
 
-def table(rows: list, sizes: list) -> str:
-    "The rows as a text table: one line per selector, seconds and peak MiB per size."
+def table(rows: list, sizes: list, key: str = "seconds") -> str:
+    "The rows as a text table: one line per selector, seconds (wall, or `key`) and peak MiB per size."
     names = list(dict.fromkeys(r["selector"] for r in rows))
     cell = {(r["selector"], r["n"]): r for r in rows}
     head = f"{'selector':<18}" + "".join(f"{'n=' + str(n):>22}" for n in sizes)
@@ -137,7 +142,7 @@ def table(rows: list, sizes: list) -> str:
         for n in sizes:
             r = cell.get((name, n))
             if r is None: parts.append(f"{'-':>10}{'-':>12}")
-            elif r["status"] == "ok": parts.append(f"{r['seconds']:>10.2f}{r['peak_mib']:>12.0f}")
+            elif r["status"] == "ok": parts.append(f"{r.get(key, float('nan')):>10.2f}{r['peak_mib']:>12.0f}")
             else:
                 parts.append(f"{'(' + str(len(notes) + 1) + ')':>10}{'':>12}")
                 notes.append(f"({len(notes) + 1}) {name} at n={n}: {r['status']}")
@@ -154,6 +159,7 @@ def main(argv=None):
     ap.add_argument("--memory", type=float, default=None, help="GiB of address space allowed per (selector, n)")
     ap.add_argument("--no-grads", action="store_true", help="skip the per-example gradient comparison")
     ap.add_argument("--json", help="also write the rows to this JSON file")
+    ap.add_argument("--cpu", action="store_true", help="tabulate CPU seconds of the call instead of wall seconds")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -173,9 +179,11 @@ def main(argv=None):
             r = run_one(name, n, a.timeout, a.memory)
             rows.append(r)
             slow = r["status"].startswith(">")
-            print(f"  {name:<18} n={n:<6} {r['status']:<8} {r['seconds']:8.2f} s {r['peak_mib']:8.0f} MiB", file=sys.stderr, flush=True)
-    print(f"\nSelectors, k = 0.2 n (seconds of the select call; peak MiB above the process's resident set before it)\n")
-    print(table(rows, sizes))
+            print(f"  {name:<18} n={n:<6} {r['status']:<8} {r['seconds']:8.2f} s {r.get('cpu_s', float('nan')):8.2f} cpu s "
+                  f"{r['peak_mib']:8.0f} MiB", file=sys.stderr, flush=True)
+    what = "CPU seconds" if a.cpu else "seconds"
+    print(f"\nSelectors, k = 0.2 n ({what} of the select call; peak MiB above the process's resident set before it)\n")
+    print(table(rows, sizes, "cpu_s" if a.cpu else "seconds"))
     if not a.no_grads:
         import torch
         torch.set_num_threads(int(os.environ.get("SCALING_THREADS", "1")))

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from ..core import Selection, register_selector
-from ..tasks import head_outputs, last_layer_grads, last_linear
+from .full import check_size
 from .submodular import GREEDY, facility_location_picks, represented, represented_by
+from ..tasks import head_outputs, last_layer_grads, last_linear
 
 
 # %% auto #0
@@ -43,9 +44,12 @@ def gradient_distance_columns(err: torch.Tensor,  # (n, C) float64 dl/du = p - e
 
 @register_selector(family="gradient", needs="gradients", kinds=["classification"],
                    paper="Mirzasoleiman, Bilmes, Leskovec, ICML 2020",
-                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")})
+                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")},
+                   max_n=20_000, cost="O(n^2) pairwise gradient similarities for its greedy facility location",
+                   instead="kmeans (O(nkd) time, O(nd) memory) or gradient_norm")
 def craig(problem, k: int, *, per_class: bool = False, weighted: bool = True, greedy: str = "auto", epsilon: float = 0.01):
     "CRAIG: greedy facility location on last-layer gradient distances; weights = how many forget examples each pick stands for."
+    check_size(problem, "craig")
     for name, v in (("per_class", per_class), ("weighted", weighted)):
         if not isinstance(v, bool): raise ValueError(f"{name} must be True or False, got {v!r}")
     if greedy not in GREEDY: raise ValueError(f"greedy must be one of {', '.join(GREEDY)}, got {greedy!r}")

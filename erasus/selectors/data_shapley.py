@@ -53,13 +53,16 @@ def _players_and_validation(problem, validation: str, holdout: float) -> tuple:
     return players[keep], held.sort().values                               # held-out retain rows are not players
 
 
-def shapley_values(problem, *, neighbours: int = 5, validation: str = "forget", holdout: float = 0.2) -> torch.Tensor:
-    "KNN-Shapley value of each forget example (n_f,) on penultimate features, averaged over the validation points."
+def shapley_values(problem, *, neighbours: int = 5, validation: str = "forget", holdout: float = 0.2,
+                   max_validation: int | None = 2000) -> torch.Tensor:
+    "KNN-Shapley value of each forget example (n_f,) on penultimate features, averaged over (at most `max_validation`) validation points."
     # 1. penultimate features and labels of the model's training data: forget rows first, then retain
     data = tuple(torch.cat([f, r]) for f, r in zip(problem.forget, problem.retain))
     z = check_finite(per_sample(problem.model, problem.task.features, data), "penultimate features")   # (n_f + n_r, d)
     y = data[1]
     players, val = _players_and_validation(problem, validation, holdout)
+    if max_validation is not None and len(val) > max_validation:           # a seeded uniform sample: unbiased mean values
+        val = val[torch.randperm(len(val), generator=problem.generator(offset=611))[:max_validation]].sort().values
     is_forget = players < problem.n_forget                                 # (N,)
     values = torch.zeros(problem.n_forget, dtype=torch.float64)
     for v in val.split(512):
@@ -76,15 +79,17 @@ def shapley_values(problem, *, neighbours: int = 5, validation: str = "forget", 
                    paper="Ghorbani & Zou, ICML 2019; Jia et al., VLDB 2019 (exact KNN-Shapley)",
                    presets={"low": dict(largest=False)})
 def data_shapley(problem, k: int, *, neighbours: int = 5, validation: str = "forget", holdout: float = 0.2,
-                 largest: bool = True):
-    "Exact KNN-Shapley values of the forget examples on penultimate features; keep the k most (or least) valuable."
+                 largest: bool = True, max_validation: int | None = 2000):
+    "KNN-Shapley values of the forget examples on penultimate features (exact up to 2,000 validation points); keep the k most (or least) valuable."
     if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 1:
         raise ValueError(f"neighbours must be a positive int, got {neighbours!r}")
     if validation not in ("forget", "retain", "holdout"):
         raise ValueError(f"validation must be 'forget', 'retain' or 'holdout', got {validation!r}")
     if not 0 < holdout < 1: raise ValueError(f"holdout must be in (0, 1), got {holdout}")
     if not isinstance(largest, bool): raise ValueError(f"largest must be True or False, got {largest!r}")
-    values = shapley_values(problem, neighbours=neighbours, validation=validation, holdout=holdout)
+    if max_validation is not None and (isinstance(max_validation, bool) or not isinstance(max_validation, int) or max_validation < 1):
+        raise ValueError(f"max_validation must be a positive int or None (all), got {max_validation!r}")
+    values = shapley_values(problem, neighbours=neighbours, validation=validation, holdout=holdout, max_validation=max_validation)
     # rank (stable: ties go to the smaller index) and keep the top (or bottom) k
     order = torch.sort(values, descending=largest, stable=True).indices
     return Selection(order[:k].sort().values, selector="data_shapley", n=problem.n_forget)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from ..core import Selection, register_selector
+from ..core import SELECTORS, Selection, register_selector
 
 # %% auto #0
-__all__ = ['full']
+__all__ = ['full', 'check_size']
 
 # %% ../../nbs/selectors/50_full.ipynb #e2eba250
 @register_selector(family="baseline", needs="nothing")
@@ -18,3 +18,12 @@ def full(problem, k: int):
     "Every index of the forget set (k must equal its size)."
     if k != problem.n_forget: raise ValueError(f"selector 'full' takes all {problem.n_forget} forget examples, not k={k}")
     return Selection(torch.arange(problem.n_forget), selector="full", n=problem.n_forget)
+
+# %% ../../nbs/selectors/50_full.ipynb #f5a37407
+def check_size(problem, name: str) -> None:
+    "Refuse a forget set above the `max_n` that selector `name` declared at registration, naming why and what scales."
+    extra = SELECTORS.get(name)[0].extra
+    max_n, n = extra.get("max_n"), problem.n_forget
+    if max_n is not None and n > max_n:
+        raise ValueError(f"{name} needs {extra['cost']}; it takes at most {max_n:,} forget examples, got {n:,}: "
+                         f"use {extra['instead']}")

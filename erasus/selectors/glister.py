@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import Selection, check_finite, register_selector
+from .full import check_size
 from ..tasks import head_gradients, head_outputs, last_linear
 
 # %% auto #0
@@ -60,10 +61,13 @@ def glister_greedy(grads,  # (n, P) candidates' head gradients at the trained he
 # %% ../../nbs/selectors/64_glister.ipynb #f3f5cbd5
 @register_selector(family="gradient", needs="gradients", kinds=["classification"],
                    paper="Killamsetty, Sivasubramanian, Ramakrishnan, Iyer, AAAI 2021",
-                   presets={"retain": dict(validation="retain"), "stochastic": dict(stochastic=True)})
+                   presets={"retain": dict(validation="retain"), "stochastic": dict(stochastic=True)},
+                   max_n=20_000, cost="a validation gradient and every candidate's gain per pick, O(k n C d)",
+                   instead="gradient_norm (O(n C d)) or kmeans")
 def glister(problem, k: int, *, eta: float = 0.1, validation: str = "forget", lam: float = 0.0,
             stochastic: bool = False, epsilon: float = 0.01):
     "GLISTER with a last-layer Taylor approximation: greedy picks whose one-step update lowers the validation loss most."
+    check_size(problem, "glister")
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 0: raise ValueError(f"eta must be > 0, got {eta!r}")
     if validation not in ("forget", "retain"): raise ValueError(f"validation must be 'forget' or 'retain', got {validation!r}")
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0: raise ValueError(f"lam must be >= 0, got {lam!r}")

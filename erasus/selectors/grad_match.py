@@ -13,10 +13,13 @@ from torch import nn
 
 from ..core import Selection, check_finite, register_selector
 from ..metrics import per_sample
-from ..tasks import last_layer_grads
+from .craig import split_budget
+from .full import check_size
+from ..tasks import head_outputs, last_layer_grads, last_linear
 
 # %% auto #0
-__all__ = ['nnls', 'omp', 'matching_error', 'grad_match']
+__all__ = ['PER_CLASS_ABOVE', 'nnls', 'HeadGrads', 'Dense', 'head_grads', 'chol_append', 'refit', 'omp', 'matching_error',
+           'grad_match']
 
 # %% ../../nbs/selectors/58_grad_match.ipynb #e27f2e2a
 def nnls(Q: torch.Tensor, c: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,23 +45,117 @@ def nnls(Q: torch.Tensor, c: torch.Tensor, w: torch.Tensor | None = None) -> tor
     return w
 
 # %% ../../nbs/selectors/58_grad_match.ipynb #bffec163
-def omp(A: torch.Tensor, target: torch.Tensor, k: int, lam: float = 0.0) -> tuple:
-    "Non-negative orthogonal matching pursuit: `k` rows of `A` (n, D) in the order picked, and weights w >= 0 fitting `target` (D,)."
-    A, target = A.double(), target.double()
-    n = len(A)
+class HeadGrads:
+    "Last-layer gradients g_i = [vec(e_i h_i^T), e_i] (the bias part only with `bias`) kept as factors: O(n (C + d)) memory."
+    def __init__(self, e: torch.Tensor,  # (n, C) dl/du = p - e_y
+                 h: torch.Tensor,  # (n, d) the head's inputs
+                 bias: bool = True):
+        self.e, self.h, self.bias = e.double(), h.double(), bias
+    def __len__(self): return len(self.e)
+    def rows(self, i) -> torch.Tensor:
+        "Dense rows g_i, (len(i), D) for an index tensor or (D,) for an int."
+        e, h = self.e[i], self.h[i]
+        g = (e[..., :, None] * h[..., None, :]).flatten(-2)                          # (.., C*d)
+        return torch.cat([g, e], -1) if self.bias else g
+    def matvec(self, r: torch.Tensor) -> torch.Tensor:
+        "g_i . r for every i, (n,), without forming the (n, D) matrix: O(n C d)."
+        C, d = self.e.shape[1], self.h.shape[1]
+        out = ((self.h @ r[:C * d].view(C, d).T) * self.e).sum(1)                    # e_i^T R h_i, via (n, C)
+        return out + self.e @ r[C * d:] if self.bias else out
+    def sq_norms(self) -> torch.Tensor:
+        "||g_i||^2 = ||e_i||^2 (||h_i||^2 [+ 1]), (n,)."
+        return (self.e ** 2).sum(1) * ((self.h ** 2).sum(1) + float(self.bias))
+    def sum(self) -> torch.Tensor:
+        "sum_i g_i, (D,)."
+        g = (self.e.T @ self.h).flatten()
+        return torch.cat([g, self.e.sum(0)]) if self.bias else g
+
+
+class Dense:
+    "An (n, D) matrix behind HeadGrads' interface."
+    def __init__(self, A): self.A = A.double()
+    def __len__(self): return len(self.A)
+    def rows(self, i): return self.A[i]
+    def matvec(self, r): return self.A @ r
+    def sq_norms(self): return (self.A ** 2).sum(1)
+    def sum(self): return self.A.sum(0)
+
+
+def head_grads(model: nn.Module, task, data: tuple) -> HeadGrads:
+    "The forget set's last-layer cross-entropy gradients as factors (the rows of `last_layer_grads`, in its layout)."
+    logits, h = head_outputs(model, task, data)
+    e = F.softmax(logits, -1) - F.one_hot(data[1].long(), logits.shape[-1]).to(logits.dtype)
+    return HeadGrads(e, h.flatten(1), bias=last_linear(model).bias is not None)
+
+
+def chol_append(L: torch.Tensor,  # (f, f) lower Cholesky factor of M
+                b: torch.Tensor,  # (f,) the new column of M
+                beta) -> torch.Tensor:  # the new diagonal entry
+
+    "The lower Cholesky factor (f + 1, f + 1) of [[M, b], [b^T, beta]] from M's: one triangular solve, O(f^2)."
+    f = len(L)
+    l = torch.linalg.solve_triangular(L, b[:, None], upper=False).flatten() if f else b
+    out = L.new_zeros(f + 1, f + 1)
+    out[:f, :f], out[f, :f] = L, l
+    out[f, f] = math.sqrt(max(float(beta - l @ l), 1e-300))
+    return out
+
+
+def refit(Q: torch.Tensor,  # (s, s) positive definite
+          c: torch.Tensor,  # (s,)
+          w: torch.Tensor,  # (s,) the optimum on P (0 off P), overwritten with the new one
+          L: torch.Tensor,  # (|P|, |P|) lower Cholesky factor of Q[P, P]
+          P: torch.Tensor) -> tuple:  # the passive set: positions whose weight is above 0
+    "argmin over w >= 0 of w^T Q w - 2 c^T w (Lawson-Hanson, as `nnls`) from the optimum on P; returns the new (L, P)."
+    tol = 1e-10 * float(c.abs().max())
+    for _ in range(3 * len(c) + 10):                                                 # (a guard; it stops far sooner)
+        # 1. optimal once no weight held at 0 would lower the objective by leaving it; else free the most promising one
+        out = torch.ones(len(c), dtype=torch.bool); out[P] = False
+        held = torch.nonzero(out).flatten()
+        grad = c[held] - Q[held][:, P] @ w[P]                                        # minus half the gradient there
+        if not len(held) or grad.max() <= tol: break
+        a = int(held[grad.argmax()])
+        L, P = chol_append(L, Q[P, a], Q[a, a]), torch.cat([P, P.new_tensor([a])])
+        # 2. the unconstrained optimum on P; if it leaves w >= 0, step back to its edge and hold the zeros
+        while len(P):
+            z = torch.cholesky_solve(c[P][:, None], L).flatten()
+            if (z > 0).all(): w[P] = z; break
+            wp = w[P]
+            ratio = torch.where(z <= 0, wp / (wp - z).clamp_min(1e-300), torch.inf)  # the step that takes each to 0
+            j = int(ratio.argmin())
+            wp = (wp + ratio[j] * (z - wp)).clamp_min(0); wp[j] = 0
+            w[P] = wp
+            P = P[wp > 0]
+            L = torch.linalg.cholesky(Q[P][:, P])                                    # (rare: refactor)
+    return L, P
+
+
+def omp(A, target: torch.Tensor, k: int, lam: float = 0.0) -> tuple:
+    "Non-negative orthogonal matching pursuit: `k` rows of `A` ((n, D) or HeadGrads) in the order picked, and weights w >= 0 fitting `target` (D,)."
+    A = A if isinstance(A, (HeadGrads, Dense)) else Dense(A)
+    target, n = target.double(), len(A)
     if not 0 <= k <= n: raise ValueError(f"k={k} must lie in [0, {n}]")
-    sq = (A ** 2).sum(1)                                                           # (n,) ||g_i||^2
+    sq = A.sq_norms()                                                              # (n,) ||g_i||^2
     ridge = lam + 1e-12 * float(sq.max())                                          # lambda, plus a floor so the Gram matrix is invertible
-    free, picked, w = torch.ones(n, dtype=torch.bool), [], A.new_zeros(0)
-    for _ in range(k):
+    norm = (sq + ridge).sqrt().clamp_min(1e-300)                                   # (n,)
+    S, Q = torch.zeros(k, len(target), dtype=torch.float64), torch.zeros(k, k, dtype=torch.float64)   # picked rows, their Gram + ridge I
+    c, w = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)   # S @ target, the weights
+    free, picked = torch.ones(n, dtype=torch.bool), []
+    P, L = torch.zeros(0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.float64)   # passive set, Cholesky of Q[P, P]
+    for s in range(k):
         # 1. the example that, added alone, lowers E most: largest g_j . r / sqrt(||g_j||^2 + lambda)
-        r = target - w @ A[picked]                                                 # (D,) residual
-        score = (A @ r) / (sq + ridge).sqrt().clamp_min(1e-300)                    # (n,)
+        r = target - w[:s] @ S[:s]                                                 # (D,) residual (w is 0 off P)
+        score = A.matvec(r) / norm                                                 # (n,)
         score[~free] = -torch.inf                                                  # never twice (not even a duplicate)
         j = int(score.argmax()); picked.append(j); free[j] = False
-        # 2. refit every weight on the support: NNLS in Gram form, from the previous weights and 0 for the new one
-        S = A[picked]                                                              # (s, D)
-        w = nnls(S @ S.T + ridge * torch.eye(len(picked), dtype=A.dtype), S @ target, torch.cat([w, w.new_zeros(1)]))
+        # 2. its row of the Gram matrix, O(s D)
+        S[s] = A.rows(j)
+        q = S[:s + 1] @ S[s]
+        Q[s, :s + 1], Q[:s + 1, s] = q, q
+        Q[s, s] += ridge
+        c[s] = S[s] @ target
+        # 3. refit every weight on the support: NNLS from the previous optimum, with 0 for the new pick
+        L, P = refit(Q[:s + 1, :s + 1], c[:s + 1], w[:s + 1], L, P)
     return torch.tensor(picked, dtype=torch.long), w
 
 
@@ -68,16 +165,31 @@ def matching_error(A: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
     return (torch.as_tensor(weights, dtype=A.dtype) @ A[indices] - A.sum(0)).norm().item()
 
 # %% ../../nbs/selectors/58_grad_match.ipynb #7d8832b0
+PER_CLASS_ABOVE = 4000  # per_class="auto": one OMP over the whole forget set up to this many examples, one per class above
+
+
 @register_selector(family="gradient", needs="gradients", kinds=["classification"],
-                   paper="Killamsetty, Sivasubramanian, Ramakrishnan, De, Iyer, ICML 2021", presets={"nnls": dict(lam=0.0)})
-def grad_match(problem, k: int, *, lam: float = 0.5):
+                   paper="Killamsetty, Sivasubramanian, Ramakrishnan, De, Iyer, ICML 2021", presets={"nnls": dict(lam=0.0)},
+                   max_n=20_000, cost="an O(k^2) Gram matrix of its picks and an O(k^2) refit per pick (k per class above 4,000)",
+                   instead="gradient_norm (the largest last-layer gradients, O(n d); most of GRAD-MATCH's picks on digits) or submodular")
+def grad_match(problem, k: int, *, lam: float = 0.5, per_class: bool | str = "auto"):
     "GRAD-MATCH: k forget examples and weights w >= 0 whose weighted last-layer gradients sum to the whole forget set's."
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    # 1. per-example last-layer gradients (n, D); the target is their sum, the gradient of the forget set's summed loss
-    A = last_layer_grads(problem.model, problem.task, problem.forget)
-    # 2. greedy picks and their non-negative weights
-    idx, w = omp(A, A.sum(0), k, float(lam))
+    if per_class not in (True, False, "auto"): raise ValueError(f"per_class must be True, False or 'auto', got {per_class!r}")
+    check_size(problem, "grad_match")
+    # 1. per-example last-layer gradients as factors (n, C) and (n, d), in one group or one per class
+    A, y = head_grads(problem.model, problem.task, problem.forget), problem.forget[1]
+    if per_class == "auto": per_class = len(A) > PER_CLASS_ABOVE
+    groups = [torch.nonzero(y == c).flatten() for c in torch.unique(y)] if per_class else [torch.arange(len(A))]
+    # 2. greedy picks and their non-negative weights in each group, matching the sum of its gradients; k split by size
+    idx, w = [], []
+    for g, k_g in zip(groups, split_budget(torch.tensor([len(g) for g in groups]), k).tolist()):
+        if k_g == 0: continue
+        A_g = HeadGrads(A.e[g], A.h[g], A.bias)
+        i_g, w_g = omp(A_g, A_g.sum(), k_g, float(lam))
+        idx.append(g[i_g]); w.append(w_g)
+    idx, w = torch.cat(idx), torch.cat(w)
     # 3. if no pick can lower the error (every weight 0: e.g. all gradients are 0), nothing tells them apart
     if not w.sum() > 0: w = torch.ones(k, dtype=w.dtype)
     order = idx.argsort()

@@ -12,34 +12,49 @@ from ..core import Selection, check_finite, register_selector
 from ..metrics import per_sample
 
 # %% auto #0
-__all__ = ['kmeans_pp', 'lloyd', 'nearest_unique', 'sq_distance_to_nearest', 'kmeans']
+__all__ = ['kmeans_pp', 'nearest_centre', 'lloyd', 'nearest_unique', 'sq_distance_to_nearest', 'kmeans']
 
 # %% ../../nbs/selectors/56_kmeans.ipynb #e7cdfe38
 def kmeans_pp(z: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     "k-means++ seeding: `k` rows of `z` (n, d), each drawn with probability proportional to its squared distance to the last."
     n = len(z)
+    sq = (z * z).sum(1)                                                     # (n,) ||z_i||^2
+    def to(i): return torch.addmv(sq + sq[i], z, z[i], alpha=-2).clamp_min_(0).index_fill_(0, torch.tensor([i]), 0)   # ||z - z_i||^2
     chosen = [int(torch.randint(n, (1,), generator=generator))]             # 1. the first centre uniformly
-    d2 = ((z - z[chosen[0]]) ** 2).sum(1)                                   # (n,) squared distance to the nearest centre
+    d2 = to(chosen[0])                                                      # (n,) squared distance to the nearest centre
     for _ in range(k - 1):
-        if d2.sum() > 0: i = int(torch.multinomial(d2, 1, generator=generator))   # 2. the next one ~ D(z)^2
+        cdf = d2.double().cumsum(0)                                         # 2. the next one ~ D(z)^2, by inverting the CDF:
+        if cdf[-1] > 0:                                                     #    one O(n) pass, where torch.multinomial draws n numbers
+            u = float(torch.rand(1, generator=generator, dtype=torch.float64)) * float(cdf[-1])
+            i = min(int(torch.searchsorted(cdf, u, right=True)), n - 1)
+            while d2[i] == 0: i -= 1                                        # (u on a step's edge: the row it belongs to)
         else:                                                               # every example sits on a centre: any unused one
             free = torch.ones(n, dtype=torch.bool); free[chosen] = False
             cand = torch.nonzero(free).flatten()
             i = int(cand[torch.randint(len(cand), (1,), generator=generator)])
         chosen.append(i)
-        d2 = torch.minimum(d2, ((z - z[i]) ** 2).sum(1))
+        d2 = torch.minimum(d2, to(i))
     return z[chosen].clone()                                                # (k, d)
 
 
-def lloyd(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 100) -> tuple:
+def nearest_centre(z: torch.Tensor, centres: torch.Tensor, block: int = 4096) -> tuple:
+    "Each row's nearest centre (n,) and squared distance to it (n,), from one matmul per block of rows: O(block k) memory."
+    cn = (centres * centres).sum(1)                                         # (k,) ||c_j||^2
+    idx, dist = [], []
+    for zb in z.split(block):
+        v, i = torch.addmm(cn, zb, centres.T, alpha=-2).min(1)              # (B, k) ||c||^2 - 2 z.c: the argmin of ||z - c||^2
+        idx.append(i); dist.append(v)
+    return torch.cat(idx), (torch.cat(dist) + (z * z).sum(1)).clamp_min(0)
+
+
+def lloyd(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 30) -> tuple:
     "Lloyd's iterations from `centres` (k, d): returns (centres, assignment (n,), cost, rounds)."
     k, assign = len(centres), None
     for rounds in range(1, max_iter + 1):
-        d2 = torch.cdist(z, centres) ** 2                                   # (n, k)
-        new = d2.argmin(1)                                                  # 1. nearest centre of each example
+        new, d2 = nearest_centre(z, centres)                                # 1. nearest centre of each example
         empty = torch.nonzero(torch.bincount(new, minlength=k) == 0).flatten()
         if len(empty):                                                      # an empty cluster takes the farthest examples
-            far = d2.gather(1, new[:, None]).squeeze(1).argsort(descending=True, stable=True)[:len(empty)]
+            far = d2.argsort(descending=True, stable=True)[:len(empty)]
             new[far] = empty
         if assign is not None and torch.equal(new, assign): break
         assign = new
@@ -75,12 +90,13 @@ def nearest_unique(z: torch.Tensor, centres: torch.Tensor, m: int = 8, block: in
 
 def sq_distance_to_nearest(z: torch.Tensor, indices: torch.Tensor) -> float:
     "Sum over the rows of `z` of the squared distance to the nearest selected row `z[indices]`."
-    return (torch.cdist(z, z[indices]) ** 2).min(1).values.sum().item()
+    return nearest_centre(z, z[indices])[1].sum().item()
 
 
 @register_selector(family="geometric", needs="features", paper="Lloyd, IEEE Trans. Inf. Theory 1982; Arthur & Vassilvitskii, SODA 2007")
-def kmeans(problem, k: int, *, n_init: int = 3, max_iter: int = 100, normalize: bool = True, weighted: bool = False):
+def kmeans(problem, k: int, *, n_init: int | None = None, max_iter: int = 30, normalize: bool = True, weighted: bool = False):
     "k-means++ and Lloyd on penultimate features; the real example nearest each centroid; weights = cluster sizes."
+    if n_init is None: n_init = 3 if problem.n_forget <= 10_000 else 1     # a restart is a whole k-means++ and Lloyd run
     for name, v in (("n_init", n_init), ("max_iter", max_iter)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
     # 1. features of the forget set, (n, d), optionally on the unit sphere
@@ -95,3 +111,4 @@ def kmeans(problem, k: int, *, n_init: int = 3, max_iter: int = 100, normalize: 
     order = idx.argsort()
     w = torch.bincount(assign, minlength=k).float()[order] if weighted else None
     return Selection(idx[order], w, selector="kmeans", n=len(z))
+

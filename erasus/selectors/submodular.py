@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..core import Selection, check_finite, register_selector
 from ..metrics import per_sample
+from .full import check_size
 
 
 # %% auto #0
@@ -121,9 +122,12 @@ def represented_by(columns, n: int, indices: torch.Tensor, block: int | None = N
 
 @register_selector(family="geometric", needs="features",
                    paper="Nemhauser, Wolsey, Fisher, Math. Programming 1978; Minoux 1978; Mirzasoleiman et al., AAAI 2015",
-                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")})
+                   presets={"lazy": dict(greedy="lazy"), "stochastic": dict(greedy="stochastic")},
+                   max_n=20_000, cost="O(n^2 d log(1/epsilon)) similarity columns for its k greedy picks",
+                   instead="kmeans (O(nkd) time, O(nd) memory) or kcenter")
 def submodular(problem, k: int, *, weighted: bool = False, greedy: str = "auto", epsilon: float = 0.01):
     "Greedy facility location on the cosine similarity of penultimate features; weights = examples each one represents."
+    check_size(problem, "submodular")
     if not isinstance(weighted, bool): raise ValueError(f"weighted must be True or False, got {weighted!r}")
     if greedy not in GREEDY: raise ValueError(f"greedy must be one of {', '.join(GREEDY)}, got {greedy!r}")
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:

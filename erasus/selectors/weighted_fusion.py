@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from ..core import Selection, check_finite, register_selector
+from ..core import SELECTORS, Selection, check_finite, register_selector
 from ..metrics import per_sample
 from .active_learning import acquisition_scores
 from .data_shapley import shapley_values
 from .el2n import el2n_scores
+from .full import check_size
 from .gradient_norm import last_layer_grad_norms
 from .influence import influence_scores
 
@@ -74,6 +75,8 @@ def weighted_fusion(problem, k: int, *, members: tuple = ("el2n", "influence", "
     "CombSUM of score-based selectors: normalise each member's per-example scores, add them with weights, keep the top k."
     if norm not in NORMS: raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     members, w = check_fusion(members, weights)
+    for m in members:                                             # a member that does not scale refuses here, before any work
+        if m in SELECTORS.names(): check_size(problem, m)
     # 1. each member's scores of the forget set, higher = picked first: m vectors (n,)
     scores = [check_finite(SCORERS[m](problem), f"{m} scores") for m in members]
     # 2. normalised and summed with the weights: (n,)
