@@ -213,4 +213,9 @@ def infer_task(model: nn.Module, data: tuple) -> Task:
         try: out = read_logits(out)
         except TypeError as err: raise TypeError(f"cannot infer the task: {err}") from None
         if out.dim() == 2: return ClassificationTask(out.shape[1])
-    raise TypeError("cannot infer the task from this model and data; pass task=... (e.g. ClassificationTask())")
+    # a Hugging Face causal LM (it has a config and generates) on (input_ids, attention_mask, labels)
+    if (len(data) >= 3 and all(t.dim() == 2 and not t.is_floating_point() for t in data[:3])
+            and hasattr(model, "config") and callable(getattr(model, "generate", None))):
+        from erasus.lm import CausalLMTask
+        return CausalLMTask()
+    raise TypeError("cannot infer the task from this model and data; pass task=... (e.g. ClassificationTask(), CausalLMTask(tokenizer))")
