@@ -399,7 +399,7 @@ def per_example_grads(model: nn.Module, task, data: tuple, names: list | None = 
     fixed = {**{n: p for n, p in params.items() if n not in diff}, **{n: b.detach() for n, b in model.named_buffers()}}
     # 1. the loss of one example as a function of the differentiated weights
     def example_loss(d, *row):
-        fmodel = lambda *args: functional_call(model, {**d, **fixed}, args)
+        fmodel = lambda *args, **kw: functional_call(model, {**d, **fixed}, args, kw)   # keywords too (Hugging Face models)
         return task.per_sample_loss(fmodel, tuple(t[None] for t in row))[0]
     # 2. its gradient, mapped over the examples of a batch
     per_example = vmap(grad(example_loss), in_dims=(None,) + (0,) * len(data))

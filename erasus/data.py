@@ -90,6 +90,7 @@ class Problem:
     full_forget: tuple | None = None  # the whole forget set when `forget` is a selector's coreset of it (None: `forget` is whole)
     budget_scale: float = 1.0  # step budgets derived from the whole forget set are scaled by this (k/n under equal epochs)
     trajectory: "Trajectory | None" = None  # training trajectory of the forget rows (erasus.trajectory), for selectors/strategies that need one
+    texts: object = None  # the raw records behind the tensors, for metrics that read text (the facts benchmark's FactsData)
 
     def __post_init__(self):
         if not isinstance(self.model, nn.Module): raise TypeError(f"model must be a torch nn.Module, got {type(self.model).__name__}")
