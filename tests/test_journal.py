@@ -31,7 +31,9 @@ def test_oracle_and_base_evaluated_once(monkeypatch):
     monkeypatch.setattr(erasus.metrics, "evaluate", counted)
     res = run_bench(**{**TWO, "strategies": ["gradient_ascent", "finetune", "random_label"]})
     assert len(res["rows"]) == 5
-    assert len(calls) == 2 + 3 and len(set(calls)) == len(calls)  # base and oracle once, then one per unlearned model
+    # base and oracle once, then one per unlearned model (re-evaluating the references per row would make 2 + 3 + 3);
+    # ids are not compared: a freed unlearned model's id may be reused by the next
+    assert len(calls) == 2 + 3
 
 
 def test_rows_are_those_of_a_fresh_scenario_per_row():
