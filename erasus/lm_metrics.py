@@ -195,9 +195,20 @@ def grad_norms(model: nn.Module, data: tuple,  # (input_ids, attention_mask, lab
     "Per row: the mean over parameter tensors of the p-norm of the gradient of the row's mean NLL (OpenUnlearning's GradNorm), (n,)."
     if p not in (1, 2, float("inf")): raise ValueError(f"p must be 1, 2 or inf, got {p}")
     params = [q for q in model.parameters() if q.requires_grad]
-    if not params: raise ValueError("grad_norms: the model has no parameter that requires grad")
+    frozen = not params            # a model with every weight frozen (e.g. a logit-offset wrapper): take them all
+    if frozen: params = list(model.parameters())
+    if not params: raise ValueError("grad_norms: the model has no parameters")
     dev, out = params[0].device, []
     ids, mask, labels = data[:3]
+    for q in params: q.requires_grad_(True)
+    try:
+        return _grad_norms(model, params, ids, mask, labels, p, dev, out)
+    finally:
+        if frozen:
+            for q in params: q.requires_grad_(False)
+
+
+def _grad_norms(model, params, ids, mask, labels, p, dev, out) -> np.ndarray:
     with eval_mode(model):
         for i in range(len(ids)):
             # 1. one row at a time (a per-example gradient), without touching the parameters' .grad
