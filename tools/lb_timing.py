@@ -7,7 +7,8 @@ The leaderboards, each run as a fresh `erasus bench` process with a new results 
 with the benchmark models already in the erasus cache (an untimed first run of each puts them there):
 
 - `kd_selectors`: knowledge_distillation x every selector at the original leaderboards' seed setting, digits
-  `original` (200 forget / 800 retain, the benchmark's defaults), fraction 0.2 (k = 40), one seed;
+  `original` (200 forget / 800 retain, the benchmark's defaults), fraction 0.2 (k = 40), one seed, trajectories
+  recorded (cached with the model) for the trajectory selectors; issue 11 asks for under 10 s wall, issue 9 for 2.5 s;
 - `all_strategies`: every strategy on digits `original` at 64 forget / 256 retain
   (`--option n_forget=64 --option n_retain=256`), one seed.
 
@@ -43,11 +44,12 @@ def leaderboards() -> dict:
     from erasus.core import SELECTORS, STRATEGIES
     import erasus.selectors, erasus.strategies  # noqa: F401  (registers them)
     selectors = ",".join(e.name for e in SELECTORS.list() if e.name != "full")
-    strategies = ",".join(e.name for e in STRATEGIES.list())
+    strategies = ",".join(e.name for e in STRATEGIES.list(kinds="classification"))   # digits is a classifier
+    # trajectory=true: the trajectory selectors (tracin, forgetting_events, ...) and amnesiac need the recorded training
     return dict(kd_selectors=["digits", "--scenario", "original", "--strategies", "knowledge_distillation",
-                              "--selectors", selectors, "--fractions", "0.2", "--seeds", "1"],
+                              "--selectors", selectors, "--fractions", "0.2", "--seeds", "1", "--option", "trajectory=true"],
                 all_strategies=["digits", "--scenario", "original", "--option", "n_forget=64", "--option", "n_retain=256",
-                                "--strategies", strategies, "--seeds", "1"])
+                                "--option", "trajectory=true", "--strategies", strategies, "--seeds", "1"])
 
 
 def _children_cpu() -> float:
