@@ -13,6 +13,7 @@ import inspect
 import math
 import random
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -22,8 +23,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strategy', 'register_selector', 'register_metric',
-           'register_benchmark', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection', 'budget',
-           'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot', 'warmup',
+           'register_benchmark', 'EVAL_MEMO', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection',
+           'budget', 'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot', 'warmup',
            'worker_init', 'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches',
            'epoch_batches', 'make_optimizer', 'batch_rows', 'optimise', 'per_example_grads', 'fisher_diagonal',
            'loss_gradient', 'parametrised_layers', 'reinit_layers']
@@ -225,6 +226,12 @@ def clone_model(model: nn.Module) -> nn.Module:
     m = copy.deepcopy(model)
     for p in m.parameters(): p.grad = None
     return m
+
+
+# while `erasus.metrics.evaluate` runs: each (model, problem, split) output, computed once and read by every metric.
+# It lives here, in one module, so that every copy of a metric (the package's, or a notebook's re-run of its cells)
+# reads the memo the running `evaluate` set.
+EVAL_MEMO = ContextVar("erasus_eval_memo", default=None)
 
 
 @contextlib.contextmanager

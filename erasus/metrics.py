@@ -5,7 +5,6 @@
 # %% ../nbs/04_metrics.ipynb #404d2f66
 from __future__ import annotations
 
-from contextvars import ContextVar
 from functools import lru_cache
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import METRICS, eval_mode, register_metric
+from .core import EVAL_MEMO, METRICS, eval_mode, register_metric
 from .data import Problem, batches
 from .tasks import ClassificationTask
 
@@ -59,7 +58,7 @@ def _split(problem: Problem, name: str) -> tuple:
     return d
 
 
-_MEMO = ContextVar("erasus_metrics_memo", default=None)  # while `evaluate` runs: {(model, problem, split, what): tensor}
+_MEMO = EVAL_MEMO  # while `evaluate` runs: {(model, problem, split, what): tensor} (erasus.core: one memo for every copy)
 
 
 def _memo(model: nn.Module, problem: Problem, name: str, what: str, compute):
