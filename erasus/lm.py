@@ -202,6 +202,13 @@ class CausalLMTask(Task):
 
     def relabel(self, batch, generator=None):
         "Each row's answer replaced by another from its pool (if the task has pools and the answer is in one), else an 'I don't know' variant."
+        return self._replace_answers(batch, generator, pooled=True)
+
+    def refuse(self, batch, generator=None):
+        "Each row's answer replaced by an 'I don't know' variant (`idk`), whatever the pools: the refusals idk_dpo and flat train toward."
+        return self._replace_answers(batch, generator, pooled=False)
+
+    def _replace_answers(self, batch, generator, pooled: bool):
         if self.tokenizer is None: raise TypeError("CausalLMTask.relabel needs the tokenizer: CausalLMTask(tokenizer)")
         ids, mask, labels = _valid_lm_batch(batch)
         pad, _, _ = _specials(self.tokenizer)
@@ -217,7 +224,7 @@ class CausalLMTask(Task):
             is_answer = labels[i, :n] != -100
             prompt, answer = ids[i, :n][~is_answer].tolist(), tuple(ids[i, :n][is_answer].tolist())
             # 2. another member of the answer's pool, else a refusal
-            if answer in where:
+            if pooled and answer in where:
                 others = [a for a in pools[where[answer]] if a != answer]
                 new = others[int(torch.randint(len(others), (1,), generator=generator))]
             else: new = idk[int(torch.randint(len(idk), (1,), generator=generator))]

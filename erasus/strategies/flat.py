@@ -5,7 +5,6 @@
 # %% ../../nbs/strategies/34_flat.ipynb #7ef92c37
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -48,9 +47,7 @@ def answer_prob(task, model, batch) -> torch.Tensor:
 def templates(task, data: tuple, generator: torch.Generator | None = None) -> tuple:
     "`data` with every answer replaced by one of the task's 'I don't know' variants (`task.idk`), drawn from `generator`."
     if not getattr(task, "idk", None): raise TypeError(f"task {task.kind!r} has no template answers (task.idk) for flat")
-    plain = copy.copy(task)                                    # 1. the task's relabel without its answer pools
-    plain.pools, plain._pool_ids = [], None
-    return plain.relabel(data, generator)
+    return task.refuse(data, generator)
 
 # %% ../../nbs/strategies/34_flat.ipynb #906281c1
 @register_strategy(family="llm", kinds=["causal_lm"],

@@ -5,7 +5,6 @@
 # %% ../../nbs/strategies/25_idk_dpo.ipynb #5e98c907
 from __future__ import annotations
 
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +29,7 @@ def dpo_loss(logp_w: torch.Tensor,  # (B,) log pi_theta(y_w|x) of the preferred 
 def refusals(task, data: tuple, generator: torch.Generator | None = None) -> tuple:
     "`data` with every answer replaced by one of the task's 'I don't know' variants (`task.idk`), drawn from `generator`."
     if not getattr(task, "idk", None): raise TypeError(f"task {task.kind!r} has no refusal answers (task.idk) for idk_dpo")
-    plain = copy.copy(task)                                    # 1. the task's relabel without its answer pools
-    plain.pools, plain._pool_ids = [], None
-    return plain.relabel(data, generator)
+    return task.refuse(data, generator)
 
 # %% ../../nbs/strategies/25_idk_dpo.ipynb #e49a5f43
 @register_strategy(family="preference", kinds=["causal_lm"],
