@@ -58,7 +58,7 @@ def select(problem: Problem, selector: str = "full", k: int | None = None, fract
     if not entry.supports(problem.task.kind):
         raise TypeError(f"selector {selector!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")
     k = budget(problem.n_forget, k, fraction)
-    hp = resolve_hparams(entry, preset, kwargs)
+    hp = resolve_hparams(entry, preset, kwargs, problem.task.kind)
     sel = entry.fn(problem, k, **hp)
     sel = Selection(sel.indices, sel.weights, selector, problem.n_forget, dict(getattr(sel, "info", None) or {}))
     if sel.k != k: raise RuntimeError(f"selector {selector!r} returned {sel.k} indices for a budget of {k}")
@@ -97,7 +97,7 @@ def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, te
         problem = Problem(model, forget, retain, task=task, test=test, seed=seed, trajectory=trajectory)
     entry, preset = STRATEGIES.get(strategy)
     # bad hyperparameters and targets are named first, whatever the task; all of it before any training
-    hp = resolve_hparams(entry, preset, hparams)
+    hp = resolve_hparams(entry, preset, hparams, problem.task.kind)   # the task kind may have its own defaults
     target = resolve_target(problem, hp.get("target_acc", "oracle"))
     if not entry.supports(problem.task.kind):
         raise TypeError(f"strategy {strategy!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")

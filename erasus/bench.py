@@ -39,8 +39,8 @@ from .models import atomic_write_text, config_hash
 __all__ = ['PIECES', 'KIND_DEFAULTS', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'KindDefaults', 'kind_defaults', 'oracle_context',
            'oracle_value', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows', 'run_row',
            'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock', 'merge_results',
-           'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'bench_options',
-           'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95', 'summarize', 'format_table']
+           'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'benchmark_kind',
+           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95', 'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f8c20430
 PIECES = {  # where `erasus bench --profile` says a run's time went
@@ -466,12 +466,18 @@ def _canon(defaults: dict, given: dict) -> dict:
     return {k: float(v) if isinstance(defaults.get(k), float) and type(v) is int else v for k, v in (given or {}).items()}
 
 
-def resolved_hparams(registry, name: str, given: dict | None) -> dict:
-    "A strategy's or selector's hyperparameters after defaults and preset; unknown names are kept (the row fails and says so)."
+def resolved_hparams(registry, name: str, given: dict | None, kind: str | None = None) -> dict:
+    "A strategy's or selector's hyperparameters after defaults (task kind `kind`'s) and preset; unknown names are kept (the row fails and says so)."
     entry, preset = registry.get(name)
     given = _canon(entry.defaults, given)
-    try: return resolve_hparams(entry, preset, given)
-    except TypeError: return {**entry.defaults, **preset, **given}
+    try: return resolve_hparams(entry, preset, given, kind)
+    except TypeError: return {**entry.defaults, **entry.for_kind(kind), **preset, **given}
+
+
+def benchmark_kind(benchmark: str) -> str | None:
+    "The task kind of a registered benchmark's scenarios (what its `kinds=` says), or None where it names several or none."
+    kinds = BENCHMARKS.get(benchmark)[0].kinds
+    return kinds[0] if len(kinds) == 1 else None
 
 
 def bench_options(benchmark: str, options: dict | None) -> dict:
@@ -602,7 +608,7 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
             for name in scenarios for seed in seeds for who in ("base", "retrain")}
     # `full` only at fraction 1; other selectors at fraction 1 repeat `full` when it is in the grid too
     redundant = lambda se, fr: (se == "full" and fr != 1.0) or (se != "full" and fr == 1.0 and "full" in selectors)
-    jobs = []
+    jobs, kind = [], benchmark_kind(benchmark)   # a row's hash holds the hyperparameters its task kind resolves to
     for name, seed, st, se, fr in itertools.product(scenarios, seeds, strategies, selectors, fractions):
         if redundant(se, fr): continue
         shp = hparams.get(se) or {}
@@ -610,7 +616,7 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
             if hp is None: continue
             hp = hp if variant == "default" else {**(hparams.get(st) or {}), **hp}
             h = row_hash(kind="row", benchmark=benchmark, scenario=name, seed=seed, strategy=st, selector=se, fraction=fr,
-                         hparams=resolved_hparams(STRATEGIES, st, hp), selector_hparams=resolved_hparams(SELECTORS, se, shp),
+                         hparams=resolved_hparams(STRATEGIES, st, hp, kind), selector_hparams=resolved_hparams(SELECTORS, se, shp, kind),
                          options=opts, budget=budget, variant=variant)
             jobs.append(dict(key=(benchmark, name, seed, st, se, fr, variant), hash=h,
                              args=(benchmark, options, name, seed, st, se, fr, hp, shp, budget, variant)))

@@ -17,7 +17,7 @@ from .core import BENCHMARKS, METRICS, SELECTORS, STRATEGIES
 
 # %% auto #0
 __all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'SHORT', 'LEGEND', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser',
-           'process_seconds', 'profile_table', 'bench_table', 'main']
+           'process_seconds', 'profile_table', 'bench_table', 'main', 'command']
 
 # %% ../nbs/07_cli.ipynb #d9ea0158
 REGISTRIES = dict(strategies=STRATEGIES, selectors=SELECTORS, metrics=METRICS, benchmarks=BENCHMARKS)
@@ -30,7 +30,7 @@ def list_table(kind: str, pattern: str = "*"):
     rows = []
     for e in REGISTRIES[kind].list(pattern):
         r = e.row()
-        if kind in ("strategies", "selectors"): r["hparams"] = ", ".join(f"{k}={v}" for k, v in e.defaults.items())
+        if kind in ("strategies", "selectors"): r["hparams"] = e.hparams_text()
         rows.append(r)
     return pd.DataFrame(rows).fillna("")  # a column only some entries have (presets, needs) is blank elsewhere
 
@@ -332,3 +332,19 @@ def main(argv: list | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
+
+def command() -> None:
+    """The `erasus` console script: `main`, then a fast exit.
+
+    A process that has imported torch (and `torch._dynamo`, which every optimiser imports) spends 0.6-0.9 s at exit
+    tearing down modules (`tools/startup.py` measures it). Everything erasus writes is closed and fsync'd before `main`
+    returns, so the script flushes stdout, stderr and logging and leaves by `os._exit`, skipping that teardown.
+    `ERASUS_SLOW_EXIT=1` exits the ordinary way (for a plugin that relies on `atexit`)."""
+    code = main()
+    if os.environ.get("ERASUS_SLOW_EXIT"): sys.exit(code)
+    import logging
+    logging.shutdown()
+    for f in (sys.stdout, sys.stderr):
+        try: f.flush()
+        except (OSError, ValueError): pass
+    os._exit(code)

@@ -48,6 +48,16 @@ class Entry:
         "Does this entry work on tasks of `kind`?"
         return not self.kinds or kind in self.kinds
 
+    def for_kind(self, kind: str | None) -> dict:
+        "The hyperparameters whose default differs on tasks of `kind` (`kind_defaults=` at registration), e.g. on a causal LM."
+        return dict(self.extra.get("kind_defaults", {}).get(kind, {}))
+
+    def hparams_text(self) -> str:
+        "The hyperparameters and defaults as one line, a kind's own default beside it: `retain_weight=0.0 (causal_lm: 1.0)`."
+        own = self.extra.get("kind_defaults", {})
+        extra = lambda n: "".join(f" ({k}: {hp[n]})" for k, hp in own.items() if n in hp)
+        return ", ".join(f"{n}={v}{extra(n)}" for n, v in self.defaults.items())
+
     def row(self) -> dict:
         "A flat dict for tables and JSON."
         d = dict(name=self.name, family=self.family, kinds=",".join(self.kinds) or "any", paper=self.paper, summary=self.summary)
@@ -78,6 +88,9 @@ class Registry:
             clash = sorted(self.reserved & set(_keyword_defaults(fn)))
             if clash: raise TypeError(f"{self.kind} {key!r}: hyperparameter {', '.join(clash)} would be shadowed by the entry "
                                       f"point's own argument of that name; rename it")
+            for k, hp in extra.get("kind_defaults", {}).items():
+                bad = sorted(set(hp) - set(_keyword_defaults(fn)))
+                if bad: raise TypeError(f"{self.kind} {key!r}: kind_defaults[{k!r}] names {', '.join(bad)}, not among its hyperparameters")
             if key in self.entries and self.entries[key].fn.__qualname__ != fn.__qualname__:
                 warnings.warn(f"{self.kind} {key!r} registered twice; the later one wins")
             doc = inspect.getdoc(fn) or ""
@@ -164,15 +177,17 @@ def _check_hparam(kind: str, name: str, v) -> None:
             raise ValueError(f"{where} must be a finite number >= 0, got {v!r}")
 
 
-def resolve_hparams(entry: Entry, overrides: dict, given: dict) -> dict:
-    "Defaults of `entry`, updated by preset `overrides` then by `given`; unknown names raise `TypeError`, bad values a clear error."
+def resolve_hparams(entry: Entry, overrides: dict, given: dict, kind: str | None = None) -> dict:
+    "Defaults of `entry` (on task kind `kind`), updated by preset `overrides` then by `given`; unknown names raise `TypeError`, bad values a clear error."
     unknown = sorted(set(given) - set(entry.defaults))
     if unknown:
         raise TypeError(f"{entry.kind} {entry.name!r} does not take {', '.join(unknown)}; "
                         f"it takes {', '.join(entry.defaults) or 'no hyperparameters'}")
-    hp = {**entry.defaults, **overrides, **given}
-    for n in {**overrides, **given}: _check_hparam(entry.kind, n, hp[n])   # what the caller or a preset set
+    own = entry.for_kind(kind)                                            # the kind's own defaults, e.g. a causal LM's
+    hp = {**entry.defaults, **own, **overrides, **given}
+    for n in {**own, **overrides, **given}: _check_hparam(entry.kind, n, hp[n])   # what the kind, a preset or the caller set
     return hp
+
 
 # %% ../nbs/00_core.ipynb #7fb5dae1
 def seed_everything(seed: int) -> torch.Generator:

@@ -8,7 +8,7 @@ import sys
 import erasus
 from erasus.cli import WIDTH, list_table, main
 
-ERASUS = [sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())"]  # the console script
+ERASUS = [sys.executable, "-c", "from erasus.cli import command; command()"]  # the console script
 
 
 def erasus_cmd(*argv, **kw) -> subprocess.CompletedProcess:

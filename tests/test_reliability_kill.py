@@ -25,7 +25,7 @@ def _alive(pid):
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("pgrep") is None, reason="uses /proc and pgrep")
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    cmd = [sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())", "bench", "digits", "--strategies", "gradient_ascent,negative_gradient,scrub",
+    cmd = [sys.executable, "-c", "from erasus.cli import command; command()", "bench", "digits", "--strategies", "gradient_ascent,negative_gradient,scrub",
            "--seeds", "3", "--workers", "2", "--no-progress", "--out", str(tmp_path / "r.json")]
     parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     workers, t0 = [], time.time()

@@ -28,7 +28,7 @@ def cli(*argv):
 
 def erasus_process(*argv):
     "`erasus ...` in a new Python process."
-    return subprocess.Popen([sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())", *argv],
+    return subprocess.Popen([sys.executable, "-c", "from erasus.cli import command; command()", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

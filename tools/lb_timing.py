@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ERASUS = [sys.executable, "-c", "import sys; from erasus.cli import main; sys.exit(main())"]
+ERASUS = [sys.executable, "-c", "from erasus.cli import command; command()"]
 REFERENCE = [sys.executable, "-c", "import torch"]
 TARGET = 2.5  # seconds wall, quiet machine
 

@@ -60,9 +60,10 @@ def soft_acc(W, b, h, y) -> torch.Tensor:
 
 def valuation_values(problem, *, hidden: int = 32, iterations: int = 100, episodes: int = 8, lr: float = 0.05,
                      ascent_steps: int = 10, ascent_lr: float = 0.05, val_rows: int = 256, beta: float = 10.0,
-                     rho: float = 0.2) -> tuple:
+                     rho: float = 0.2, batch_rows: int = 2000) -> tuple:
     "Each forget example's learnt value (n,) and a log (rewards, target, seconds); `rho`: the selection rate the penalty aims at."
-    for name, v in dict(hidden=hidden, iterations=iterations, episodes=episodes, ascent_steps=ascent_steps, val_rows=val_rows).items():
+    for name, v in dict(hidden=hidden, iterations=iterations, episodes=episodes, ascent_steps=ascent_steps, val_rows=val_rows,
+                            batch_rows=batch_rows).items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     t0, g = time.perf_counter(), problem.generator(offset=71)
     # 1. the head's inputs and outputs on the forget set and on a validation slice of the retain set
@@ -84,15 +85,19 @@ def valuation_values(problem, *, hidden: int = 32, iterations: int = 100, episod
     with torch.no_grad():   # start every example at the budget's rate, so early and late rewards compare subsets of one size
         net[2].weight.mul_(0.1); net[2].bias.fill_(math.log(rho / (1 - rho)) if rho < 1 else 10.0)
     opt, baseline, rewards = torch.optim.Adam(net.parameters(), lr=lr), None, []
+    n = len(yf)
     for _ in range(iterations):
-        # 4. sample `episodes` subsets from the current values, unlearn each on the head, reward each
-        p = torch.sigmoid(net(X))[:, 0].clamp(1e-4, 1 - 1e-4)                   # (n,)
-        S = torch.bernoulli(p.detach().expand(episodes, -1), generator=g)       # (E, n)
+        # 4. DVRL's mini-batch: every forget row up to `batch_rows`, else a fresh random batch of them
+        at = slice(None) if n <= batch_rows else torch.randperm(n, generator=g)[:batch_rows]
+        Xb, hb, yb, ob = X[at], hf[at], yf[at], onehot[at]
+        # 5. sample `episodes` subsets from the current values, unlearn each on the head, reward each
+        p = torch.sigmoid(net(Xb))[:, 0].clamp(1e-4, 1 - 1e-4)                  # (B,)
+        S = torch.bernoulli(p.detach().expand(episodes, -1), generator=g)       # (E, B)
         with torch.no_grad():
-            W, b = head_ascent(W0, b0, hf, onehot, S, ascent_steps, ascent_lr)
-            r = -(soft_acc(W, b, hf, yf) - tgt).abs() - (soft_acc(W, b, hv, yv) - base_v).abs()   # (E,)
+            W, b = head_ascent(W0, b0, hb, ob, S, ascent_steps, ascent_lr)
+            r = -(soft_acc(W, b, hb, yb) - tgt).abs() - (soft_acc(W, b, hv, yv) - base_v).abs()   # (E,)
         baseline = r.mean() if baseline is None else 0.9 * baseline + 0.1 * r.mean()
-        # 5. REINFORCE against the moving-average baseline, plus the penalty on the mean selection probability
+        # 6. REINFORCE against the moving-average baseline, plus the penalty on the mean selection probability
         logp = (S * p.log() + (1 - S) * (1 - p).log()).sum(1)                 # (E,)
         loss = -((r - baseline) * logp).mean() / len(p) + beta * (p.mean() - rho) ** 2
         opt.zero_grad(); loss.backward(); opt.step()
@@ -103,10 +108,12 @@ def valuation_values(problem, *, hidden: int = 32, iterations: int = 100, episod
 
 @register_selector(family="valuation", needs="features", kinds=["classification"], paper="Yoon, Arik, Pfister, ICML 2020 (DVRL)")
 def valuation_network(problem, k: int, *, hidden: int = 32, iterations: int = 100, episodes: int = 8, lr: float = 0.05,
-                      ascent_steps: int = 10, ascent_lr: float = 0.05, val_rows: int = 256, beta: float = 10.0):
+                      ascent_steps: int = 10, ascent_lr: float = 0.05, val_rows: int = 256, beta: float = 10.0,
+                      batch_rows: int = 2000):
     "The k forget examples a REINFORCE-trained value network values most for bringing the forget set to the oracle's level."
     # 1. learn the values, with the penalty aiming at the budget's rate; 2. keep the k highest (stable: ties to the smaller index)
     values, _ = valuation_values(problem, hidden=hidden, iterations=iterations, episodes=episodes, lr=lr, ascent_steps=ascent_steps,
-                                 ascent_lr=ascent_lr, val_rows=val_rows, beta=beta, rho=k / problem.n_forget)
+                                 ascent_lr=ascent_lr, val_rows=val_rows, beta=beta, rho=k / problem.n_forget,
+                                 batch_rows=batch_rows)
     order = torch.sort(values, descending=True, stable=True).indices
     return Selection(order[:k].sort().values, selector="valuation_network", n=problem.n_forget)

@@ -59,7 +59,7 @@ def member_step(name: str, kind: str, hparams: dict | None = None) -> Callable:
     entry, preset = STRATEGIES.get(name)
     if not entry.supports(kind):
         raise TypeError(f"ensemble member {name!r} does not support {kind} tasks (it supports {', '.join(entry.kinds)})")
-    hp = resolve_hparams(entry, preset, dict(hparams or {}))
+    hp = resolve_hparams(entry, preset, dict(hparams or {}), kind)
     return lambda problem: entry.fn(problem, **hp)
 
 

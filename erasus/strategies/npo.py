@@ -33,7 +33,8 @@ def npo_weight(logp: torch.Tensor, ref_logp: torch.Tensor, beta: float) -> torch
                    presets={"rt": dict(retain_weight=1.0), "kl": dict(retain_weight=1.0, retain_loss="kl"),
                             "paper": dict(beta=0.1, target_acc=None)},
                    space=dict(lr=("log", 1e-4, 3e-2), beta=("log", 0.1, 10.0), retain_weight=("float", 0.0, 5.0)),
-                   knobs=("steps", "lr", "beta"))
+                   knobs=("steps", "lr", "beta"),
+                   kind_defaults={"causal_lm": dict(retain_weight=1.0)})   # NPO-RT on a language model (below)
 def npo(problem, *, beta: float = 2.0, retain_weight: float = 0.0, retain_loss: str = "nll", lr: float = 1e-3,
         steps: int | None = None, epochs: int = 10, batch_size: int = 32, optimizer: str = "adam",
         target_acc: float | str | None = "oracle"):

@@ -16,13 +16,17 @@ from .undial import per_example, scored
 
 
 # %% auto #0
-__all__ = ['scrub']
+__all__ = ['LM_DEFAULTS', 'scrub']
 
 # %% ../../nbs/strategies/32_scrub.ipynb #b32c2e90
+LM_DEFAULTS = dict(optimizer="adam", lr=1e-3, msteps=10, epochs=30)   # on a causal LM (see "On a causal LM")
+
+
 @register_strategy(family="distillation", kinds=["classification", "causal_lm"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)",
                    presets={"paper": dict(lr=5e-4, target_acc=None)},
                    space=dict(lr=("log", 1e-3, 3e-2), msteps=("int", 1, 4), alpha=("log", 1e-4, 1e-1)),
-                   knobs=("lr", "msteps", "steps"))
+                   knobs=("lr", "msteps", "steps"),
+                   kind_defaults={"causal_lm": LM_DEFAULTS})
 def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: float = 4.0, msteps: int = 2,
           steps: int | None = None, epochs: int = 5, lr: float = 1.2e-2, momentum: float = 0.9,
           weight_decay: float = 5e-4, batch_size: int = 128, forget_batch_size: int = 32, optimizer: str = "sgd",
