@@ -40,7 +40,8 @@ __all__ = ['PIECES', 'KIND_DEFAULTS', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'K
            'oracle_value', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows', 'run_row',
            'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock', 'merge_results',
            'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'benchmark_kind',
-           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'run_bench', 'ci95', 'summarize', 'format_table']
+           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'shared_scenario', 'run_bench', 'ci95',
+           'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f8c20430
 PIECES = {  # where `erasus bench --profile` says a run's time went
@@ -520,14 +521,14 @@ def grid_job(benchmark: str, options: dict, scenario: str, seed: int, strategy: 
              variant: str = "default") -> dict:
     "One cell of the grid, self-contained so that an executor can run it in another process (or on another machine)."
     with _timed("start-up"): warmup()
-    return run_row(_scenario(benchmark, scenario, seed, options), strategy, selector, fraction, hparams,
+    return run_row(shared_scenario(benchmark, scenario, seed, options), strategy, selector, fraction, hparams,
                    selector_hparams=selector_hparams, budget=budget, variant=variant)
 
 
 _SCENARIOS: dict = {}  # (benchmark, scenario, seed, options, thread) -> Scenario: the grid's scenarios in this process
 
 
-def _scenario(benchmark: str, scenario: str, seed: int, options: dict | None) -> Scenario:
+def shared_scenario(benchmark: str, scenario: str, seed: int, options: dict | None) -> Scenario:
     "The scenario of a grid cell, built (or loaded) once per process and thread, so its base and oracle metrics are computed once."
     # 1. one per thread: rows running side by side in threads never share a model (selectors switch it to eval mode)
     key = (benchmark, scenario, seed, json.dumps(options or {}, sort_keys=True, default=str), threading.get_ident())
@@ -654,7 +655,7 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
             for name in scenarios:
                 for seed in seeds:
                     if all(k in fresh for k in refs if k[1:3] == (name, seed)): continue
-                    rows = reference_rows(_scenario(benchmark, name, seed, options))
+                    rows = reference_rows(shared_scenario(benchmark, name, seed, options))
                     add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
             # 5. the grid cells not already done
             todo = [j for j in jobs if j["key"] not in fresh]

@@ -14,7 +14,7 @@ import warnings
 from numbers import Integral
 from pathlib import Path
 
-from .bench import get_scenario, provenance, run_row
+from .bench import benchmark_kind, provenance, run_row, shared_scenario
 from .budgets import UnlearningWarning
 from .core import BENCHMARKS, STRATEGIES, warmup
 from .models import atomic_write_text
@@ -104,8 +104,8 @@ def inside(value, spec) -> bool:
 def mean_gap(benchmark: str, scenario: str, strategy: str, hparams: dict, seeds: list, options: dict | None = None) -> tuple:
     "`(mean Avg. Gap to the oracle over seeds, None)`, or `(FAILED_GAP, error)` as soon as one seed fails."
     gaps = []
-    for seed in seeds:
-        row = run_row(get_scenario(benchmark, scenario, seed, **(options or {})), strategy, hparams=hparams)
+    for seed in seeds:   # each scenario built or loaded once per process: its oracle's metrics once per study, not per trial
+        row = run_row(shared_scenario(benchmark, scenario, seed, options), strategy, hparams=hparams)
         gap = row.get("avg_gap")
         if row["status"] != "ok" or gap is None or not math.isfinite(gap):
             return FAILED_GAP, row.get("error") or f"Avg. Gap is {gap}"
@@ -123,7 +123,7 @@ def tune_study(benchmark: str, scenario: str, strategy: str, trials: int, seeds:
     # 1. the space, and the defaults as trial 0 when they lie in it
     space, source = strategy_space(strategy)
     entry, preset = STRATEGIES.get(strategy)
-    defaults = {n: {**entry.defaults, **preset}[n] for n in space}
+    defaults = {n: {**entry.defaults, **entry.for_kind(benchmark_kind(benchmark)), **preset}[n] for n in space}   # the kind's own
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     with_defaults = all(inside(v, space[n]) for n, v in defaults.items())
     if with_defaults and space: study.enqueue_trial(defaults)
@@ -204,7 +204,7 @@ def tune(benchmark: str, scenario, strategies=None, trials: int = 20, seeds=(100
     options = dict(options or {})
     # 2. each (scenario, tuning seed) once: trains and caches base and oracle, which the studies then load
     for s in scenarios:
-        for seed in seeds: get_scenario(benchmark, s, seed, **options)
+        for seed in seeds: shared_scenario(benchmark, s, seed, options)   # built once; kept for the studies in this process
     prov = provenance(command)
     res = dict(provenance=dict(prov, benchmark=benchmark, scenarios=scenarios, options=options, trials=trials, seeds=seeds,
                                report_seeds=report_seeds, objective="mean Avg. Gap to the retrain oracle over the tuning seeds",

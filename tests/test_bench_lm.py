@@ -31,6 +31,18 @@ def test_kind_defaults_follow_the_task(sc):
     assert (sc.kind, d.metrics, d.gap_keys, d.gap) == ("causal_lm", tuple(LM_DEFAULT_METRICS), tuple(LM_GAP_METRICS), lm_avg_gap)
 
 
+def test_strategy_defaults_of_the_task_kind(sc):
+    "npo and scrub take their causal-LM defaults on facts (in the row and its hash), their own on digits; the caller still decides."
+    from erasus.bench import benchmark_kind, resolved_hparams
+    assert (benchmark_kind("facts.tiny"), benchmark_kind("digits")) == ("causal_lm", "classification")
+    assert resolved_hparams(STRATEGIES, "npo", {}, "causal_lm")["retain_weight"] == 1.0
+    assert resolved_hparams(STRATEGIES, "npo", {}, "classification")["retain_weight"] == 0.0
+    assert resolved_hparams(STRATEGIES, "npo", dict(retain_weight=0.0), "causal_lm")["retain_weight"] == 0.0
+    assert resolved_hparams(STRATEGIES, "scrub", {}, "causal_lm")["optimizer"] == "adam"
+    row = run_row(sc, "npo", hparams=dict(steps=2, target_acc=None))
+    assert row["status"] == "ok" and row["hparams"]["retain_weight"] == 1.0
+
+
 def test_reference_rows_oracle_is_its_own_target(sc):
     "The oracle's PrivLeak is 0 and its forget quality 1; the base model is far from both; LM columns, no accuracies."
     base, oracle = reference_rows(sc)
