@@ -59,6 +59,8 @@ def select(problem: Problem, selector: str = "full", k: int | None = None, fract
         raise TypeError(f"selector {selector!r} does not support {problem.task.kind} tasks (it supports {', '.join(entry.kinds)})")
     k = budget(problem.n_forget, k, fraction)
     hp = resolve_hparams(entry, preset, kwargs, problem.task.kind)
+    from erasus.selectors.full import check_size
+    check_size(problem, entry.name)   # a forget set above the `max_n` it registered is refused here, naming what scales
     sel = entry.fn(problem, k, **hp)
     sel = Selection(sel.indices, sel.weights, selector, problem.n_forget, dict(getattr(sel, "info", None) or {}))
     if sel.k != k: raise RuntimeError(f"selector {selector!r} returned {sel.k} indices for a budget of {k}")

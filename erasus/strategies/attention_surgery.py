@@ -8,10 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..budgets import step_budget, stop_rule, warmup_steps
-from ..core import cycle_batches, eval_mode, optimise, register_strategy
-from ..metrics import per_sample
-from .npo import npo_loss
+from ..budgets import step_budget, stop_rule
+from ..core import eval_mode, register_strategy
+from .npo import npo_optimise
 from .rmu import blocks
 
 # %% auto #0
@@ -181,15 +180,7 @@ def attention_surgery(problem, *, method: str = "ablation", frac: float = 0.25, 
         attn = {sites[l].rsplit(".", 1)[0] for l, _ in heads}
         params = [p for a in sorted(attn) for p in mods[a].parameters() if p.requires_grad]
         if not params: raise ValueError(f"the chosen heads' attention modules {sorted(attn)} have no trainable parameters")
-    ref = problem.clone_model().eval().requires_grad_(False)
-    ref_logp = -per_sample(ref, task.per_sample_loss, problem.forget)                  # (n_f,)
-    *data, w = problem.weighted_forget()
-    forget = cycle_batches((*data, ref_logp, w), batch_size, problem.generator(offset=290))
-    def objective(m, pair):
-        (*fb, ref_b, w_b), rb = pair
-        loss = (npo_loss(-task.per_sample_loss(m, tuple(fb)), ref_b, beta) * w_b).sum() / w_b.sum()
-        return loss + retain_weight * task.loss(m, rb) if rb is not None else loss
-    pairs = zip(forget, problem.retain_stream(batch_size)) if retain_weight else ((fb, None) for fb in forget)
-    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, params=params, masks=masks, max_steps=budget,
-                   warmup_steps=warmup_steps(budget), stop=stop, where="attention-surgery NPO loss")
+    log, _ = npo_optimise(problem, model, beta=beta, retain_weight=retain_weight, lr=lr, batch_size=batch_size,
+                          optimizer=optimizer, budget=budget, stop=stop, params=params, masks=masks,
+                          offset=290, where="attention-surgery NPO loss")
     return model, dict(log, **info)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..budgets import step_budget, stop_rule, warmup_steps
-from ..core import cycle_batches, eval_mode, optimise, register_strategy
+from ..budgets import step_budget, stop_rule
+from ..core import eval_mode, register_strategy
 from ..lm import shifted_nll, trim
-from ..metrics import per_sample
-from .npo import npo_loss
+from .npo import npo_optimise
 from .rmu import blocks
 
 # %% auto #0
@@ -141,17 +140,9 @@ def causal_tracing(problem, *, layer: int | None = None, noise: float = 3.0, n_n
     block = names[layer]
     part, named = edit_params(model, block)
     # 2. NPO against the frozen original on the forget set, plus the retain NLL; only that block's MLP moves
-    ref = problem.clone_model().eval().requires_grad_(False)
-    ref_logp = -per_sample(ref, task.per_sample_loss, problem.forget)                  # (n_f,)
-    *data, w = problem.weighted_forget()
-    forget = cycle_batches((*data, ref_logp, w), batch_size, problem.generator(offset=280))
-    def objective(m, pair):
-        (*fb, ref_b, w_b), rb = pair
-        loss = (npo_loss(-task.per_sample_loss(m, tuple(fb)), ref_b, beta) * w_b).sum() / w_b.sum()
-        return loss + retain_weight * task.loss(m, rb) if rb is not None else loss
-    pairs = zip(forget, problem.retain_stream(batch_size)) if retain_weight else ((fb, None) for fb in forget)
-    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, params=[p for _, p in named], max_steps=budget,
-                   warmup_steps=warmup_steps(budget), stop=stop, where="causal-tracing NPO loss")
+    log, _ = npo_optimise(problem, model, beta=beta, retain_weight=retain_weight, lr=lr, batch_size=batch_size,
+                          optimizer=optimizer, budget=budget, stop=stop, params=[p for _, p in named],
+                          offset=280, where="causal-tracing NPO loss")
     effect = None if trace is None else [round(float(e), 4) for e in trace["effect"]]
     return model, dict(log, layer=layer, block=block, located_by=how, effect=effect, edited=part,
                        trained=[n for n, _ in named])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..budgets import step_budget, stop_rule, warmup_steps
 from ..core import cycle_batches, distill_kl, optimise, register_strategy
@@ -14,7 +15,7 @@ from ..metrics import per_sample
 
 
 # %% auto #0
-__all__ = ['npo_loss', 'npo_weight', 'npo']
+__all__ = ['npo_loss', 'npo_weight', 'npo_optimise', 'npo']
 
 # %% ../../nbs/strategies/22_npo.ipynb #ce3e3716
 def npo_loss(logp: torch.Tensor,  # (B,) log pi_theta(y|x) of the model being trained
@@ -29,6 +30,39 @@ def npo_weight(logp: torch.Tensor, ref_logp: torch.Tensor, beta: float) -> torch
     return 2 * torch.sigmoid(beta * (logp - ref_logp))
 
 # %% ../../nbs/strategies/22_npo.ipynb #87c18b8d
+def npo_optimise(problem, model: nn.Module, *, beta: float, retain_weight: float = 0.0, retain_loss: str = "nll",
+                 lr: float, batch_size: int, optimizer: str = "adam", budget: int, stop=None,
+                 params=None,  # the parameters that move (default: all of `model`'s)
+                 masks: dict | None = None,  # {name: 0/1 mask}: only masked entries move
+                 offset: int = 22,  # the forget stream's seed offset (each strategy its own)
+                 where: str = "NPO loss") -> tuple:
+    "Train `model` in place with NPO on the forget set against the frozen original, plus `retain_weight` x the retain NLL (or KL); (log, weights)."
+    task = problem.task
+    # 1. pi_ref: a frozen copy of the original; its log-likelihoods of D_f never change, so take them once
+    ref = problem.clone_model().eval().requires_grad_(False)
+    ref_logp = -per_sample(ref, task.per_sample_loss, problem.forget)                  # (n_f,)
+    # 2. endless shuffled batches of (inputs, targets, log pi_ref, selector weight), each paired with a retain batch
+    *data, w = problem.weighted_forget()
+    forget = cycle_batches((*data, ref_logp, w), batch_size, problem.generator(offset=offset))
+    weights = []                                                                        # weighted mean of w, per step
+    def objective(m, pair):
+        (*fb, ref_b, w_b), rb = pair
+        logp = -task.per_sample_loss(m, tuple(fb))                                      # (B,) log pi_theta(y|x)
+        weights.append(((npo_weight(logp, ref_b, beta) * w_b).sum() / w_b.sum()).item())
+        # 3. the NPO loss, averaged with the selector weights
+        loss = (npo_loss(logp, ref_b, beta) * w_b).sum() / w_b.sum()
+        # 4. NPO-RT / NPO-KL: hold the retain set (NLL, or KL to the reference's predictions)
+        if retain_weight:
+            keep = task.loss(m, rb) if retain_loss == "nll" else distill_kl(task.logits(m, rb), task.logits(ref, rb)).mean()
+            loss = loss + retain_weight * keep
+        return loss
+    # 5. until the stop rule says so (the whole forget set at the oracle level), or the budget runs out
+    pairs = zip(forget, problem.retain_stream(batch_size)) if retain_weight else ((fb, None) for fb in forget)
+    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, params=params, masks=masks, max_steps=budget,
+                   warmup_steps=warmup_steps(budget), stop=stop, where=where)
+    return log, weights
+
+
 @register_strategy(family="gradient", paper="Zhang, Lin, Bai, Mei, COLM 2024 (NPO)",
                    presets={"rt": dict(retain_weight=1.0), "kl": dict(retain_weight=1.0, retain_loss="kl"),
                             "paper": dict(beta=0.1, target_acc=None)},
@@ -45,29 +79,8 @@ def npo(problem, *, beta: float = 2.0, retain_weight: float = 0.0, retain_loss: 
     if not lr > 0: raise ValueError(f"lr must be > 0, got {lr}")
     budget = step_budget(problem, steps, epochs=epochs, batch_size=batch_size)   # passes over the whole forget set
     stop = stop_rule(problem, target_acc, batch_size)                            # the oracle-level stop
-    model, task = problem.clone_model(), problem.task
-    # 1. pi_ref: a frozen copy of the original; its log-likelihoods of D_f never change, so take them once
-    ref = problem.clone_model().eval().requires_grad_(False)
-    ref_logp = -per_sample(ref, task.per_sample_loss, problem.forget)                  # (n_f,)
-    # 2. endless shuffled batches of (inputs, targets, log pi_ref, selector weight), each paired with a retain batch
-    *data, w = problem.weighted_forget()
-    forget = cycle_batches((*data, ref_logp, w), batch_size, problem.generator(offset=22))
-    retain = problem.retain_stream(batch_size)
-    weights = []                                                                        # weighted mean of w, per step
-    def objective(m, pair):
-        (*fb, ref_b, w_b), rb = pair
-        logp = -task.per_sample_loss(m, tuple(fb))                                      # (B,) log pi_theta(y|x)
-        weights.append(((npo_weight(logp, ref_b, beta) * w_b).sum() / w_b.sum()).item())
-        # 3. the NPO loss, averaged with the selector weights
-        loss = (npo_loss(logp, ref_b, beta) * w_b).sum() / w_b.sum()
-        # 4. NPO-RT / NPO-KL: hold the retain set (NLL, or KL to the reference's predictions)
-        if retain_weight:
-            keep = task.loss(m, rb) if retain_loss == "nll" else distill_kl(task.logits(m, rb), task.logits(ref, rb)).mean()
-            loss = loss + retain_weight * keep
-        return loss
-    # 5. until the whole forget set is at the oracle level, or the budget runs out
-    pairs = zip(forget, retain) if retain_weight else ((fb, None) for fb in forget)
-    log = optimise(model, objective, pairs, lr=lr, optimizer=optimizer, max_steps=budget,
-                   warmup_steps=warmup_steps(budget), stop=stop, where="NPO loss")
+    model = problem.clone_model()
+    log, weights = npo_optimise(problem, model, beta=beta, retain_weight=retain_weight, retain_loss=retain_loss, lr=lr,
+                                batch_size=batch_size, optimizer=optimizer, budget=budget, stop=stop)
     return model, {**log, "weights": weights}
 
