@@ -20,7 +20,7 @@ from .tasks import Task, read_logits
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'IDK_ANSWERS', 'train_tokenizer', 'encode_qa', 'encode_text', 'tiny_config', 'tiny_lm', 'n_params',
-           'trim', 'shifted_nll', 'CausalLMTask', 'generate', 'lm_batches', 'train_lm', 'cached_lm']
+           'trim', 'shifted_nll', 'CausalLMTask', 'greedy_tokens', 'generate', 'lm_batches', 'train_lm', 'cached_lm']
 
 # %% ../nbs/01a_lm.ipynb #3d2c02fe
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")  # ids 0, 1, 2, 3 in a tokenizer from `train_tokenizer`
@@ -264,6 +264,34 @@ class CausalLMTask(Task):
         return f"CausalLMTask(tokenizer={type(self.tokenizer).__name__ if self.tokenizer is not None else None}{pools})"
 
 # %% ../nbs/01a_lm.ipynb #e8a6822f
+def _cache_of(out) -> tuple:
+    "(keyword, cache) of a model output's KV cache: `cache` (transformers 5), `past_key_values` (4), or (None, None)."
+    for name in ("cache", "past_key_values"):
+        c = out.get(name) if hasattr(out, "get") else getattr(out, name, None)
+        if c is not None: return name, c
+    return None, None
+
+
+@torch.no_grad()
+def greedy_tokens(model: nn.Module, x: torch.Tensor,  # (g, L) prompts of one length, no padding
+                  max_new_tokens: int, eos: int) -> torch.Tensor:
+    "(g, steps) greedy tokens after each row of `x`, with the model's KV cache when it returns one; finished rows emit `eos`."
+    done, new, past = torch.zeros(len(x), dtype=torch.bool), [], (None, None)
+    for _ in range(max_new_tokens):
+        # 1. the whole prompt first; then only the newest token, with the cache of the rest (or all of it again, without one)
+        name, cache = past
+        step = dict(input_ids=x) if cache is None else dict(input_ids=x[:, -1:], **{name: cache})
+        out = model(**step, attention_mask=torch.ones_like(x), use_cache=True)
+        past = _cache_of(out)
+        # 2. one greedy token per row
+        nxt = read_logits(out)[:, -1].argmax(-1)                                  # (g,)
+        nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+        new.append(nxt); done |= nxt == eos
+        x = torch.cat([x, nxt[:, None]], 1)
+        if done.all(): break
+    return torch.stack(new, 1)
+
+
 @torch.no_grad()
 def generate(model: nn.Module, tokenizer, prompts: list, max_new_tokens: int = 16,
              batch_size: int = 64) -> list:
@@ -280,19 +308,8 @@ def generate(model: nn.Module, tokenizer, prompts: list, max_new_tokens: int = 1
         for idx_all in groups.values():
             for s in range(0, len(idx_all), batch_size):
                 idx = idx_all[s:s + batch_size]
-                x = torch.tensor([toks[i] for i in idx])                                  # (g, L)
-                done = torch.zeros(len(idx), dtype=torch.bool)
-                new = []
-                # 2. one greedy token per step for the whole group; finished rows emit <eos>
-                for _ in range(max_new_tokens):
-                    out = model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False)
-                    nxt = read_logits(out)[:, -1].argmax(-1)                              # (g,)
-                    nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-                    new.append(nxt); done |= nxt == eos
-                    x = torch.cat([x, nxt[:, None]], 1)
-                    if done.all(): break
-                gen = torch.stack(new, 1)                                                 # (g, steps)
-                # 3. decoded up to the first <eos>
+                gen = greedy_tokens(model, torch.tensor([toks[i] for i in idx]), max_new_tokens, eos)   # (g, steps)
+                # 2. decoded up to the first <eos>
                 for j, i in enumerate(idx):
                     row = gen[j].tolist()
                     outs[i] = tokenizer.decode(row[:row.index(eos)] if eos in row else row, skip_special_tokens=True)
