@@ -42,7 +42,7 @@ class RepairStop:
         return dict(self.rule.log(), retain_before=self.before, retain_tol=self.tol, repair_checks=self.checks)
 
 
-@register_strategy(family="parameter", paper="Graves, Nagisetti, Ganesh, AAAI 2021 (Amnesiac Machine Learning)",
+@register_strategy(family="parameter", kinds=["classification"], paper="Graves, Nagisetti, Ganesh, AAAI 2021 (Amnesiac Machine Learning)",
                    needs="trajectory", space=dict(lr=("log", 1e-3, 3e-2), epochs=("int", 2, 20)), knobs=("steps", "lr"))
 def amnesiac(problem, *, lr: float = 1e-2, steps: int | None = None, epochs: int = 10, batch_size: int = 64,
              optimizer: str = "adam", retain_tol: float = 0.01, target_acc: float | str | None = "oracle"):

@@ -121,7 +121,8 @@ def _retain_guard(model: nn.Module, problem, max_drop: float | None, max_rows: i
     return lambda m: before - measure(m, problem.task, keep, "forget_acc") > max_drop
 
 
-@register_strategy(family="parameter", paper="Pochinkov & Schoots, arXiv 2024 (selective pruning); Ma et al., IEEE TDSC 2022",
+@register_strategy(family="parameter", kinds=["classification"],   # a chain of Linear / Conv layers, not a transformer
+                   paper="Pochinkov & Schoots, arXiv 2024 (selective pruning); Ma et al., IEEE TDSC 2022",
                    presets={"freq": dict(stat="freq")},
                    space=dict(prune_frac=("log", 0.005, 0.1), max_steps=("int", 5, 40), stat=("cat", ["abs", "freq"])),
                    knobs=("max_steps", "prune_frac", "max_retain_drop"))
