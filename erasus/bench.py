@@ -40,8 +40,8 @@ __all__ = ['PIECES', 'KIND_DEFAULTS', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'K
            'oracle_value', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows', 'run_row',
            'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock', 'merge_results',
            'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'benchmark_kind',
-           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'shared_scenario', 'run_bench', 'ci95',
-           'summarize', 'format_table']
+           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'reference_job', 'shared_scenario', 'run_bench',
+           'ci95', 'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f8c20430
 PIECES = {  # where `erasus bench --profile` says a run's time went
@@ -525,6 +525,12 @@ def grid_job(benchmark: str, options: dict, scenario: str, seed: int, strategy: 
                    selector_hparams=selector_hparams, budget=budget, variant=variant)
 
 
+def reference_job(benchmark: str, options: dict, scenario: str, seed: int) -> list:
+    "The base and oracle rows of one (scenario, seed), building its models if the cache lacks them; for an executor too."
+    with _timed("start-up"): warmup()
+    return reference_rows(shared_scenario(benchmark, scenario, seed, options))
+
+
 _SCENARIOS: dict = {}  # (benchmark, scenario, seed, options, thread) -> Scenario: the grid's scenarios in this process
 
 
@@ -651,19 +657,22 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
             if journal and rows:
                 with _timed("writing"): journal.append(rows)
         try:
-            # 4. reference rows: the base model and the retrain oracle of every (scenario, seed)
-            for name in scenarios:
-                for seed in seeds:
-                    if all(k in fresh for k in refs if k[1:3] == (name, seed)): continue
-                    rows = reference_rows(shared_scenario(benchmark, name, seed, options))
-                    add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
-            # 5. the grid cells not already done
+            # 4. reference rows: the base model and the retrain oracle of every (scenario, seed); with workers, the
+            #    models of different seeds are built side by side (the cache's lock lets one process build each)
+            cells = [(name, seed) for name in scenarios for seed in seeds
+                     if not all(k in fresh for k in refs if k[1:3] == (name, seed))]
             todo = [j for j in jobs if j["key"] not in fresh]
+            if executor is None: built = (((name, seed), reference_job(benchmark, options, name, seed)) for name, seed in cells)
+            else:   # the grid's cells are queued behind them, so no worker waits for the last seed's models idle
+                pending = {executor.submit(reference_job, benchmark, options, name, seed): (name, seed) for name, seed in cells}
+                futures = {executor.submit(grid_job, *j["args"]): j for j in todo}
+                built = _waited(((pending[f], f) for f in as_completed(pending)))
+            for (name, seed), rows in built:
+                add([r for r in rows if (benchmark, *row_key(r)[1:]) not in fresh], ref(name, seed))
+            # 5. the grid cells not already done
             bar = tqdm(total=len(todo), disable=not progress, desc=benchmark, unit="row")
             if executor is None: finished = ((j, grid_job(*j["args"])) for j in todo)
-            else:
-                futures = {executor.submit(grid_job, *j["args"]): j for j in todo}
-                finished = _waited(((futures[f], f) for f in as_completed(futures)))
+            else: finished = _waited(((futures[f], f) for f in as_completed(futures)))
             for job, row in finished:
                 add([row], job["hash"])
                 bar.set_postfix_str(f"{row['scenario']} s{row['seed']} {row['strategy']} {row['selector']} {row['fraction']:g}"
