@@ -561,7 +561,7 @@ def _tuned_info(path) -> dict:
     "What a run records about a tuned-hyperparameters file: its path and the tuning budget it reports."
     try: p = json.loads(Path(path).read_text()).get("provenance", {})
     except (OSError, ValueError, AttributeError): p = {}
-    return dict(file=str(path), trials=p.get("trials"), seeds=p.get("seeds"), sampler=p.get("sampler"))
+    return dict(file=str(path), benchmark=p.get("benchmark"), trials=p.get("trials"), seeds=p.get("seeds"), sampler=p.get("sampler"))
 
 
 def _stat(path) -> tuple | None:
@@ -629,10 +629,13 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
                              args=(benchmark, options, name, seed, st, se, fr, hp, shp, budget, variant)))
     if tuned and not any(j["key"][-1] == "tuned" for j in jobs):
         print("no tuned hyperparameters for the strategies and scenarios of this grid", file=sys.stderr)
+    info = _tuned_info(tuned_file) if tuned_file else None
+    if info and info["benchmark"] and info["benchmark"] != benchmark:   # e.g. tuned on facts.tiny, applied to facts
+        print(f"tuned rows use hyperparameters tuned on {info['benchmark']}, not on {benchmark}", file=sys.stderr)
     run = dict(id=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3), **provenance(command),
                grid=dict(benchmark=benchmark, scenarios=scenarios, strategies=strategies, selectors=selectors,
                          fractions=fractions, seeds=seeds, hparams=hparams, options=opts, budget=budget,
-                         tuned=_tuned_info(tuned_file) if tuned_file else bool(tuned)))
+                         tuned=info or bool(tuned)))
     _tick("start-up", time.perf_counter() - t_start)
     # 3. hold the results file for the whole run; a journal an interrupted run left is merged in first;
     #    a row on disk is done only if it was made with the same settings
