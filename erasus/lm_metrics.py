@@ -39,8 +39,11 @@ def _rows(data: tuple, batch_size: int):
 
 @torch.no_grad()
 def token_stats(model: nn.Module, data: tuple,  # (input_ids, attention_mask, labels), right-padded, -100 unlabelled
-                batch_size: int = 64) -> list:
+                batch_size: int = 64,
+                stats=("lp", "mu", "sigma", "hit")) -> list:  # which of them to compute (log-probs alone skip the rest)
     "Per row, over its labelled tokens: log-prob `lp`, the mean `mu` and sd `sigma` of log p over the vocabulary, greedy `hit`."
+    unknown = sorted(set(stats) - {"lp", "mu", "sigma", "hit"})
+    if unknown: raise ValueError(f"token_stats computes lp, mu, sigma and hit, not {', '.join(unknown)}")
     dev, out = next(model.parameters()).device, []
     with eval_mode(model):
         for ids, mask, labels in _rows(data, batch_size):
@@ -49,28 +52,30 @@ def token_stats(model: nn.Module, data: tuple,  # (input_ids, attention_mask, la
             logp = torch.log_softmax(logits.float() if logits.element_size() < 4 else logits, -1)  # (b, T-1, V), >= float32
             tgt = labels[:, 1:].to(dev)                                                      # (b, T-1)
             keep = tgt != IGNORE
-            lp = logp.gather(-1, tgt.clamp(min=0)[..., None]).squeeze(-1)                    # (b, T-1)
+            cols = {}
+            if "lp" in stats: cols["lp"] = logp.gather(-1, tgt.clamp(min=0)[..., None]).squeeze(-1)   # (b, T-1)
             # 2. Min-K%++'s per-position statistics: E[log p(z)] and sd[log p(z)] for z ~ p
-            p = logp.exp()
-            mu = (p * logp).sum(-1)
-            sigma = ((p * logp ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
-            hit = logp.argmax(-1) == tgt
-            # 3. the labelled positions of each row
-            for i in range(len(ids)):
-                k = keep[i]
-                out.append(dict(lp=lp[i][k].double().cpu().numpy(), mu=mu[i][k].double().cpu().numpy(),
-                                sigma=sigma[i][k].double().cpu().numpy(), hit=hit[i][k].cpu().numpy()))
+            if "mu" in stats or "sigma" in stats:
+                p = logp.exp()
+                mu = (p * logp).sum(-1)
+                if "mu" in stats: cols["mu"] = mu
+                if "sigma" in stats: cols["sigma"] = ((p * logp ** 2).sum(-1) - mu ** 2).clamp(min=0).sqrt()
+            if "hit" in stats: cols["hit"] = logp.argmax(-1) == tgt
+            # 3. the labelled positions of each row: one gather per statistic, split by the rows' counts
+            counts = keep.sum(1).tolist()
+            parts = {k: torch.split((v[keep] if k == "hit" else v[keep].double()).cpu(), counts) for k, v in cols.items()}
+            out.extend({k: parts[k][i].numpy() for k in cols} for i in range(len(ids)))
     return out
 
 
 def qa_logprobs(model: nn.Module, tokenizer, prompts: list, answers: list, batch_size: int = 64) -> list:
     "Log-probabilities of each answer's tokens (and `<eos>`) given its prompt, one array per pair."
-    return [s["lp"] for s in token_stats(model, encode_qa(tokenizer, list(prompts), list(answers)), batch_size)]
+    return [s["lp"] for s in token_stats(model, encode_qa(tokenizer, list(prompts), list(answers)), batch_size, stats=("lp",))]
 
 
 def text_logprobs(model: nn.Module, tokenizer, texts: list, batch_size: int = 64) -> list:
     "Log-probabilities of each text's tokens after `<bos>` (and `<eos>`), one array per text."
-    return [s["lp"] for s in token_stats(model, encode_text(tokenizer, list(texts)), batch_size)]
+    return [s["lp"] for s in token_stats(model, encode_text(tokenizer, list(texts)), batch_size, stats=("lp",))]
 
 # %% ../nbs/04a_lm_metrics.ipynb #4a309e8c
 def _bos(tokenizer) -> list:
@@ -233,7 +238,7 @@ def mia_scores(model: nn.Module, tokenizer, texts: list,
     if attack not in ATTACKS: raise ValueError(f"unknown attack {attack!r}; use {', '.join(ATTACKS)}")
     rows = encode_text(tokenizer, list(texts))
     if attack == "gradnorm": return -grad_norms(model, rows)       # a member's loss is flat: a small gradient
-    stats = token_stats(model, rows, batch_size)
+    stats = token_stats(model, rows, batch_size, stats=("lp",) if attack != "min_k++" else ("lp", "mu", "sigma"))
     if attack == "loss": return np.array([s["lp"].mean() for s in stats])
     if attack == "zlib": return np.array([s["lp"].mean() / len(zlib.compress(t.encode())) for s, t in zip(stats, texts)])
     if attack == "min_k": return np.array([_lowest_mean(s["lp"], k) for s in stats])
@@ -343,13 +348,13 @@ def model_utility(model: nn.Module, tokenizer,
 # %% ../nbs/04a_lm_metrics.ipynb #1737722d
 def exact_memorization(model: nn.Module, data: tuple, batch_size: int = 64) -> np.ndarray:
     "Share of each row's labelled tokens that the model's teacher-forced argmax gets right (Tirumala et al.), (n,)."
-    return np.array([s["hit"].mean() for s in token_stats(model, data, batch_size)])
+    return np.array([s["hit"].mean() for s in token_stats(model, data, batch_size, stats=("hit",))])
 
 
 def extraction_strength(model: nn.Module, data: tuple, batch_size: int = 64) -> np.ndarray:
     "1 - k/|y| for the shortest prefix k of each row's labelled tokens after which every teacher-forced argmax is right (Carlini et al.), (n,)."
     out = []
-    for s in token_stats(model, data, batch_size):
+    for s in token_stats(model, data, batch_size, stats=("hit",)):
         hit = s["hit"]
         wrong = np.flatnonzero(~hit)
         k = 0 if not len(wrong) else wrong[-1] + 1       # the suffix after the last miss is extracted
