@@ -40,8 +40,8 @@ __all__ = ['PIECES', 'KIND_DEFAULTS', 'ROW_KEYS', 'VARIANTS', 'SUMMARY_COLS', 'K
            'oracle_value', 'Scenario', 'get_scenario', 'row_key', 'check_budget', 'reference_rows', 'run_row',
            'compare', 'provenance', 'load_results', 'save_results', 'check_writable', 'results_lock', 'merge_results',
            'journal_path', 'Journal', 'read_journal', 'compact_journal', 'resolved_hparams', 'benchmark_kind',
-           'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'reference_job', 'shared_scenario', 'run_bench',
-           'ci95', 'summarize', 'format_table']
+           'default_scenario', 'bench_options', 'check_hparams', 'row_hash', 'grid_job', 'reference_job',
+           'shared_scenario', 'run_bench', 'ci95', 'summarize', 'format_table']
 
 # %% ../nbs/06_bench.ipynb #f8c20430
 PIECES = {  # where `erasus bench --profile` says a run's time went
@@ -481,6 +481,11 @@ def benchmark_kind(benchmark: str) -> str | None:
     return kinds[0] if len(kinds) == 1 else None
 
 
+def default_scenario(benchmark: str) -> str:
+    "The scenario a registered benchmark builds when none is named: its function's default (digits: class; facts: forget10)."
+    return BENCHMARKS.get(benchmark)[0].defaults.get("scenario") or "class"
+
+
 def bench_options(benchmark: str, options: dict | None) -> dict:
     "A benchmark's options after its defaults (not scenario, seed or cache); unknown names raise `ValueError`."
     entry, preset = BENCHMARKS.get(benchmark)
@@ -595,8 +600,11 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
     known = [s for s in str(entry.extra.get("scenarios", "")).split(",") if s]
     for s in scenarios:
         if known and s not in known: raise ValueError(f"benchmark {benchmark!r} has no scenario {s!r}; its scenarios: {', '.join(known)}")
-    for s in strategies: STRATEGIES.get(s)
-    for s in selectors: SELECTORS.get(s)
+    kind = benchmark_kind(benchmark)   # a strategy or selector that cannot run on the benchmark's task kind is refused now
+    for what, reg, names in (("strategy", STRATEGIES, strategies), ("selector", SELECTORS, selectors)):
+        off = [n for n in names if kind is not None and not reg.get(n)[0].supports(kind)]
+        if off: raise ValueError(f"{benchmark} is a {kind} benchmark, and {what} {', '.join(off)} does not support {kind} tasks "
+                                 f"(`erasus list {what.replace('y', 'ie')}s` shows each one's kinds)")
     fractions, seeds = [float(f) for f in _distinct("fractions", fractions)], _seeds(seeds)
     for f in fractions:
         if not 0 < f <= 1: raise ValueError(f"fractions must be in (0, 1], got {f}")

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--wide", action="store_true", help=f"every cell in full (default: long cells cut to fit {WIDTH} columns)")
     b = sub.add_parser("bench", help="run a benchmark grid", **fmt)
     b.add_argument("benchmark", help="a registered benchmark, e.g. digits")
-    b.add_argument("--scenario", "--scenarios", dest="scenarios", default="class", help="comma-separated scenarios")
+    b.add_argument("--scenario", "--scenarios", dest="scenarios", default=None,
+                   help="comma-separated scenarios (default: the benchmark's own, e.g. class for digits, forget10 for facts)")
     b.add_argument("--strategies", default="gradient_ascent,negative_gradient,finetune", help="comma-separated strategies")
     b.add_argument("--selectors", default="full", help="comma-separated selectors (full = the whole forget set)")
     b.add_argument("--fractions", default="1.0", help="comma-separated fractions of the forget set for selectors")
@@ -192,11 +193,12 @@ def profile_table(timings: dict, total: float):
 # %% ../nbs/07_cli.ipynb #c6e4e713
 def _bench(args, argv: list, timings: dict | None = None) -> dict:
     "Check the `bench` arguments, then run the grid (in a process pool with `--workers`); `timings` gets its pieces."
-    from erasus.bench import check_hparams, run_bench
+    from erasus.bench import check_hparams, default_scenario, run_bench
     timings = {} if timings is None else timings
     timings["start-up"] = timings.get("start-up", 0.0) + process_seconds()  # imports, up to here
     # 1. what the grid is, refused before any training if it is not one
     strategies, selectors = _csv(args.strategies), _csv(args.selectors)
+    scenarios = _csv(args.scenarios) if args.scenarios is not None else [default_scenario(args.benchmark)]
     hparams = parse_hparams(args.hp)
     try: check_hparams(hparams, strategies, selectors)
     except ValueError as err: raise ValueError(f"--hp: {err}") from None
@@ -214,7 +216,7 @@ def _bench(args, argv: list, timings: dict | None = None) -> dict:
         pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_init, initargs=(args.threads, os.getpid()))
     try:
-        return run_bench(args.benchmark, _csv(args.scenarios), strategies, selectors, _floats(args.fractions, "--fractions"),
+        return run_bench(args.benchmark, scenarios, strategies, selectors, _floats(args.fractions, "--fractions"),
                          _seed_list(args.seeds), hparams, out=args.out, options=_options(args.option),
                          progress=not args.no_progress, retry_errors=args.retry_errors, command=["erasus", *argv],
                          executor=pool, budget=args.budget, tuned=args.tuned, timings=timings)

@@ -14,7 +14,7 @@ import warnings
 from numbers import Integral
 from pathlib import Path
 
-from .bench import benchmark_kind, provenance, run_row, shared_scenario
+from .bench import benchmark_kind, default_scenario, provenance, run_row, shared_scenario
 from .budgets import UnlearningWarning
 from .core import BENCHMARKS, STRATEGIES, warmup
 from .models import atomic_write_text
@@ -285,7 +285,8 @@ def add_tune_parser(subparsers) -> argparse.ArgumentParser:
     "Add the `tune` subcommand, with its arguments, to an `erasus` parser's subparsers."
     t = subparsers.add_parser("tune", help="tune strategies' hyperparameters (Optuna, the same number of trials each)")
     t.add_argument("benchmark", help="a registered benchmark, e.g. digits")
-    t.add_argument("--scenario", "--scenarios", dest="scenarios", default="class", help="comma-separated scenarios")
+    t.add_argument("--scenario", "--scenarios", dest="scenarios", default=None,
+                   help="comma-separated scenarios (default: the benchmark's own, e.g. class for digits, forget10 for facts)")
     t.add_argument("--strategies", default=None, help="comma-separated strategies (default: every one the benchmark's task kind supports)")
     t.add_argument("--trials", type=int, default=20, help="Optuna trials per strategy and scenario, the same for all")
     t.add_argument("--seeds", default="100,101", help="comma-separated tuning seeds, disjoint from --report-seeds")
@@ -320,7 +321,8 @@ def run_tune_cli(args) -> int:
         r = args.report_seeds.strip()
         report = list(range(int(r))) if r.isdigit() else _ints(r, "--report-seeds")  # like `erasus bench --seeds`
         out = args.out or f"results/tuned/{args.benchmark}.json"
-        res = tune(args.benchmark, _csv(args.scenarios), _csv(args.strategies) if args.strategies else None, args.trials,
+        scenarios = _csv(args.scenarios) if args.scenarios is not None else [default_scenario(args.benchmark)]
+        res = tune(args.benchmark, scenarios, _csv(args.strategies) if args.strategies else None, args.trials,
                    _ints(args.seeds, "--seeds"), report, {k: _value(v) for k, _, v in (o.partition("=") for o in args.option)},
                    out=out, sampler_seed=args.sampler_seed, progress=not args.no_progress, workers=args.workers)
     except (ImportError, KeyError, ValueError, TypeError) as err:

@@ -15,7 +15,7 @@ from erasus.tune import add_tune_parser, load_tuned, run_tune_cli, tune  # noqa:
 def no_training(monkeypatch):
     "Make any attempt to build a scenario or unlearn fail the test."
     def boom(*a, **k): raise AssertionError("trained before checking the input")
-    monkeypatch.setattr(T, "get_scenario", boom)
+    monkeypatch.setattr(T, "shared_scenario", boom)
     monkeypatch.setattr(T, "run_row", boom)
 
 
