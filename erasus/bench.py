@@ -623,7 +623,7 @@ def _run_bench(benchmark, scenarios, strategies, selectors, fractions, seeds, hp
             for name in scenarios for seed in seeds for who in ("base", "retrain")}
     # `full` only at fraction 1; other selectors at fraction 1 repeat `full` when it is in the grid too
     redundant = lambda se, fr: (se == "full" and fr != 1.0) or (se != "full" and fr == 1.0 and "full" in selectors)
-    jobs, kind = [], benchmark_kind(benchmark)   # a row's hash holds the hyperparameters its task kind resolves to
+    jobs = []   # a row's hash holds the hyperparameters its task kind (`kind`, above) resolves to
     for name, seed, st, se, fr in itertools.product(scenarios, seeds, strategies, selectors, fractions):
         if redundant(se, fr): continue
         shp = hparams.get(se) or {}
