@@ -43,6 +43,14 @@ def test_strategy_defaults_of_the_task_kind(sc):
     assert row["status"] == "ok" and row["hparams"]["retain_weight"] == 1.0
 
 
+def test_npo_and_scrub_forget_on_a_causal_lm_at_their_defaults(sc):
+    "At their causal-LM defaults npo (NPO-RT) and scrub (Adam) forget the facts and keep the rest; before, scrub changed nothing."
+    for name in ("npo", "scrub"):
+        row = run_row(sc, name)
+        assert row["status"] == "ok", row.get("error")
+        assert row["knowmem_forget"] <= 0.3 and row["knowmem_retain"] >= 0.9, (name, row["knowmem_forget"], row["knowmem_retain"])
+
+
 def test_reference_rows_oracle_is_its_own_target(sc):
     "The oracle's PrivLeak is 0 and its forget quality 1; the base model is far from both; LM columns, no accuracies."
     base, oracle = reference_rows(sc)
