@@ -23,6 +23,12 @@ def _alive(pid):
     return not (st.exists() and st.read_text().split()[2] == "Z")
 
 
+def _cmdline(pid: int) -> str:
+    "A process's command line; empty if it has already exited (a short-lived child such as `git` can go between listing and reading)."
+    try: return Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+    except OSError: return ""
+
+
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("pgrep") is None, reason="uses /proc and pgrep")
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     cmd = [sys.executable, "-c", "from erasus.cli import command; command()", "bench", "digits", "--strategies", "gradient_ascent,negative_gradient,scrub",
@@ -30,7 +36,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     workers, t0 = [], time.time()
     while time.time() - t0 < 60 and len(workers) < 2:
-        workers = [c for c in _children(parent.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="ignore")]
+        workers = [c for c in _children(parent.pid) if "spawn_main" in _cmdline(c)]
         time.sleep(0.3)
     if len(workers) < 2:
         parent.kill(); pytest.skip("the pool did not start within 60 s")
