@@ -14,7 +14,7 @@ from torch import nn
 
 from .budgets import UnlearningWarning, assess, resolve_target
 from .core import (SELECTORS, STRATEGIES, Selection, budget, model_flags, resolve_hparams, restore_flags,
-                         seed_everything, snapshot, warmup)
+                         seed_everything, snapshot, warmup, work_clock)
 from .data import Problem
 from .tasks import Task
 
@@ -107,17 +107,17 @@ def _unlearn(model, forget, retain, strategy, selector, fraction, task, seed, te
     if selector is None: selector = "full" if (fraction == 1.0 and k is None) else "random"
     warmup()
     seed_everything(seed)
-    t0 = time.perf_counter()
+    t0 = work_clock()
     sel = select(problem, selector, k=k, fraction=fraction, **(selector_kwargs or {}))
-    t_sel = time.perf_counter() - t0
+    t_sel = work_clock() - t0
     sub = problem if sel.k == problem.n_forget and sel.weights is None else problem.select(sel)
     if budget == "equal-epochs" and sub is not problem: sub = replace(sub, budget_scale=sel.k / problem.n_forget)
     # 2. run the strategy from a fixed seed, guarding the caller's model
     before = snapshot(problem.model)
     seed_everything(seed)
-    t0 = time.perf_counter()
+    t0 = work_clock()
     out = entry.fn(sub, **hp)
-    seconds = time.perf_counter() - t0
+    seconds = work_clock() - t0
     new, log = out if isinstance(out, tuple) else (out, {})
     if not isinstance(new, nn.Module): raise TypeError(f"strategy {strategy!r} returned {type(new).__name__}, not a model")
     if new is problem.model: raise RuntimeError(f"strategy {strategy!r} returned the caller's model instead of a new one")

@@ -12,6 +12,7 @@ import fnmatch
 import inspect
 import math
 import random
+import time
 import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,10 +25,11 @@ from torch import nn
 # %% auto #0
 __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strategy', 'register_selector', 'register_metric',
            'register_benchmark', 'EVAL_MEMO', 'Entry', 'Registry', 'resolve_hparams', 'seed_everything', 'Selection',
-           'budget', 'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot', 'warmup',
-           'worker_init', 'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches',
-           'epoch_batches', 'make_optimizer', 'batch_rows', 'optimise', 'per_example_grads', 'fisher_diagonal',
-           'loss_gradient', 'parametrised_layers', 'reinit_layers']
+           'budget', 'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot',
+           'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches', 'epoch_batches', 'Optimiser',
+           'make_optimizer', 'batch_rows', 'optimise', 'one_off_seconds', 'work_clock', 'warmup', 'warm_func',
+           'worker_init', 'per_example_grads', 'fisher_diagonal', 'loss_gradient', 'parametrised_layers',
+           'reinit_layers']
 
 # %% ../nbs/00_core.ipynb #153bcb7b
 @dataclass
@@ -281,35 +283,6 @@ def snapshot(model: nn.Module) -> dict:
     "A detached copy of the state dict, to compare against later."
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-# %% ../nbs/00_core.ipynb #d0331f9d
-_warm = False
-
-
-def warmup() -> None:
-    "Pay torch's one-off first-call costs (torch._dynamo's import, optimisers, autograd, torch.func) once per process, before anything is timed."
-    global _warm
-    if _warm: return
-    # 1. the first optimiser imports torch._dynamo (almost all of the cost); each one's first step wraps its update once
-    m = nn.Linear(2, 2)
-    for opt in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
-        o = opt(m.parameters(), lr=0.1)
-        m(torch.zeros(1, 2)).sum().backward(); o.step()
-    # 2. torch.func's first per-example gradient
-    from torch.func import functional_call, grad, vmap
-    params = {k: v.detach() for k, v in m.named_parameters()}
-    vmap(grad(lambda p, x: functional_call(m, p, (x,)).sum()), in_dims=(None, 0))(params, torch.zeros(3, 1, 2))
-    _warm = True
-
-
-def worker_init(threads: int, parent: int) -> None:
-    "Set up a grid worker process: `threads` torch threads, and exit as soon as its parent process `parent` is gone."
-    import os, threading, time
-    torch.set_num_threads(threads)
-    def watch():                                          # a killed parent (SIGKILL) leaves no one to stop the pool
-        while os.getppid() == parent: time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True, name="erasus-parent-watch").start()
-
 # %% ../nbs/00_core.ipynb #88040363
 class NonFiniteLossError(FloatingPointError):
     "An unlearning or training loss became NaN or infinite."
@@ -357,15 +330,45 @@ def epoch_batches(data: tuple, batch_size: int, epochs: int, generator: torch.Ge
     for _ in range(epochs): yield from batches(data, batch_size, generator)
 
 # %% ../nbs/00_core.ipynb #f8d2f22b
+class Optimiser:
+    "torch's Adam, AdamW or SGD update, called through `torch.optim`'s functional form without an `Optimizer` object."
+    def __init__(self, params: list, name: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
+                 weight_decay: float = 0.0, betas: tuple = (0.9, 0.999), eps: float = 1e-8):
+        from torch.optim.adam import adam
+        from torch.optim.sgd import sgd
+        if name not in ("adam", "adamw", "sgd"): raise ValueError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
+        self.params, self.name, self.lr, self.momentum, self.weight_decay = list(params), name, lr, momentum, weight_decay
+        self.betas, self.eps, self._adam, self._sgd, self.state = betas, eps, adam, sgd, {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params: p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        "One update of every parameter that has a gradient (as `torch.optim` skips those without one)."
+        live = [p for p in self.params if p.grad is not None]
+        if not live: return
+        grads = [p.grad for p in live]
+        if self.name == "sgd":                                      # momentum buffers start as None, filled in place
+            bufs = [self.state.get(p) for p in live]
+            self._sgd(live, grads, bufs, weight_decay=self.weight_decay, momentum=self.momentum, lr=self.lr,
+                      dampening=0.0, nesterov=False, maximize=False)
+            if self.momentum: self.state.update(zip(live, bufs))
+            return
+        for p in live:                                              # Adam's lazily made state, as torch.optim makes it
+            if p not in self.state: self.state[p] = (torch.zeros_like(p), torch.zeros_like(p), torch.tensor(0.0))
+        m, v, t = zip(*(self.state[p] for p in live))
+        self._adam(live, grads, list(m), list(v), [], list(t), amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
+                   lr=self.lr, weight_decay=self.weight_decay, eps=self.eps, maximize=False,
+                   has_complex=any(torch.is_complex(p) for p in live), decoupled_weight_decay=self.name == "adamw")
+
+
 def make_optimizer(params, name: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0):
-    "An optimiser by name: `adam`, `adamw` or `sgd`."
+    "An optimiser by name: `adam`, `adamw` or `sgd` (torch's updates; see `Optimiser`)."
     params = [p for p in params if p.requires_grad]
     if not params: raise ValueError("nothing to train: every parameter has requires_grad=False (unfreeze some, or use "
                                     "a strategy that needs no training)")
-    if name == "adam": return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd": return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
+    return Optimiser(params, name, lr, momentum, weight_decay)
 
 
 def batch_rows(batch) -> int:
@@ -386,8 +389,6 @@ def optimise(model: nn.Module, loss_fn: Callable, batch_iter: Iterable, *, lr: f
         raise ValueError(f"the step budget must be an int >= 1, got {max_steps!r}")
     if masks and weight_decay: raise ValueError("weight_decay would move masked parameters; use weight_decay=0 with masks")
     opt = make_optimizer(model.parameters() if params is None else params, optimizer, lr, momentum, weight_decay)
-    # a linear warm-up makes the first steps small, so that a stop rule catches a fragile model before it overshoots
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps)) if warmup_steps else None
     named = dict(model.named_parameters())
     losses, step, seen, stopped = [], 0, 0, False
     model.train()
@@ -400,17 +401,68 @@ def optimise(model: nn.Module, loss_fn: Callable, batch_iter: Iterable, *, lr: f
             for n, m in masks.items():
                 if named[n].grad is not None: named[n].grad.mul_(m)
         if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()                                                        # 4. the update
-        if sched is not None: sched.step()
+        # 4. the update; a linear warm-up makes the first steps small, so a stop rule catches a fragile model early
+        if warmup_steps: opt.lr = lr * min(1.0, (step + 1) / warmup_steps)
+        opt.step()
         losses.append(loss.item()); step += 1; seen += batch_rows(batch)
         if stop is not None and stop(model, step): stopped = True; break   # 5. an early-stopping rule
     model.eval()
     log = dict(steps=step, budget=max_steps, examples_seen=seen, stopped=stopped, losses=losses)
     return {**log, **stop.log()} if callable(getattr(stop, "log", None)) else log
 
+# %% ../nbs/00_core.ipynb #d0331f9d
+_warm = False
+_one_off = dict(seconds=0.0, func=False)  # torch's one-off first-call costs paid so far, which timers leave out
+
+
+def one_off_seconds() -> float:
+    "Seconds this process spent on torch's one-off first-call costs (`warmup`, `warm_func`): timers subtract them."
+    return _one_off["seconds"]
+
+
+def work_clock() -> float:
+    "`time.perf_counter()` less the one-off costs paid so far: the clock every erasus timer reads."
+    return time.perf_counter() - _one_off["seconds"]
+
+
+def warmup() -> None:
+    "Pay torch's one-off first-call costs (each update's first call, autograd) once per process, before anything is timed."
+    global _warm
+    if _warm: return
+    t0 = time.perf_counter()
+    m = nn.Linear(2, 2)                                   # each optimiser's first step, and the first backward
+    for name in ("adam", "adamw", "sgd"):
+        o = make_optimizer(m.parameters(), name, lr=0.1)
+        m(torch.zeros(1, 2)).sum().backward(); o.step()
+    _warm = True
+    _one_off["seconds"] += time.perf_counter() - t0
+
+
+def warm_func() -> None:
+    "torch.func's first per-example gradient, once per process: it imports `torch._dynamo` (about a second)."
+    if _one_off["func"]: return
+    t0 = time.perf_counter()
+    from torch.func import functional_call, grad, vmap
+    m = nn.Linear(2, 2)
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    vmap(grad(lambda p, x: functional_call(m, p, (x,)).sum()), in_dims=(None, 0))(params, torch.zeros(3, 1, 2))
+    _one_off["func"] = True
+    _one_off["seconds"] += time.perf_counter() - t0
+
+
+def worker_init(threads: int, parent: int) -> None:
+    "Set up a grid worker process: `threads` torch threads, and exit as soon as its parent process `parent` is gone."
+    import os, threading, time
+    torch.set_num_threads(threads)
+    def watch():                                          # a killed parent (SIGKILL) leaves no one to stop the pool
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="erasus-parent-watch").start()
+
 # %% ../nbs/00_core.ipynb #6c332afb
 def per_example_grads(model: nn.Module, task, data: tuple, names: list | None = None, batch_size: int = 256):
     "Yield, batch by batch in the order of `data`, each example's loss gradient: {name: (B, *shape)} for `names`."
+    warm_func()   # the first call in a process imports torch._dynamo; timers leave that second out (`one_off_seconds`)
     from torch.func import functional_call, grad, vmap
     params = {n: p.detach() for n, p in model.named_parameters()}
     names = [n for n, p in model.named_parameters() if p.requires_grad] if names is None else list(names)

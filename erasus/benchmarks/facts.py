@@ -234,7 +234,7 @@ RECIPES = dict(default=dict(lr=1e-3, batch_size=64, warmup_steps=50),   # at 3e-
 def facts(*, scenario: str = "forget10", seed: int = 0, n_people: int = 200, n_holdout: int = 20,
           size: str = "default",  # model size: 'default' or 'tiny' (see MODELS)
           arch: str = "llama",  # 'llama' or 'gpt2'
-          epochs: int = 25, corpus_seed: int = 0, cache=None) -> Scenario:
+          epochs: int = 30, corpus_seed: int = 0, cache=None) -> Scenario:
     "Fictitious people: a tiny Hugging Face causal LM trained on them, its retrain oracle, and forget/retain/holdout splits."
     if size not in MODELS: raise ValueError(f"unknown size {size!r}; use {', '.join(MODELS)}")
     # 1. the corpus, its splits for this scenario and seed, and the tensors of each split

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import Selection, batches, check_finite, per_example_grads, register_selector
+from ..core import Selection, batches, check_finite, per_example_grads, register_selector, warm_func
 from ..tasks import ClassificationTask, head_gradients, head_outputs, head_parameter_names, last_linear
 
 
@@ -35,6 +35,7 @@ def head_loss(model: nn.Module, task, data: tuple) -> tuple:
 # %% ../../nbs/selectors/60_influence.ipynb #a6e1a3d8
 def head_hessian(loss, theta0: torch.Tensor, n: int, chunk: int = 1024) -> torch.Tensor:
     "Exact Hessian (P, P) at theta0 of `loss(theta)`, the mean over n rows, by torch.func.hessian over chunks of rows."
+    warm_func()   # torch.func's one-off first-call cost (it imports torch._dynamo), left out of timers
     from torch.func import hessian
     H = torch.zeros(len(theta0), len(theta0))
     for rows in torch.arange(n).split(chunk):

@@ -21,19 +21,22 @@ def refit_head(feats: torch.Tensor,  # (n, D) float64 features f_i (with the 1 f
                lam: float,  # L2 strength lambda
                max_rounds: int = 5) -> torch.Tensor:
     "Theta (C, D) at a stationary point of mean cross-entropy + lam ||Theta||^2, by full-batch L-BFGS in float64."
-    theta = theta0.detach().to(torch.float64).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([theta], lr=1, max_iter=1000, tolerance_grad=1e-12, tolerance_change=1e-16,
-                            history_size=50, line_search_fn="strong_wolfe")
-    def objective():
-        opt.zero_grad()
-        loss = F.cross_entropy(feats @ theta.T, y.long()) + lam * (theta ** 2).sum()   # (C, D) head, (n, C) logits
-        loss.backward()
-        return loss
+    from scipy.optimize import minimize
+    shape, y = theta0.shape, y.long()
+    def objective(x):                                      # the loss and its gradient, by autograd, for scipy
+        theta = torch.from_numpy(x).view(shape).requires_grad_(True)
+        loss = F.cross_entropy(feats @ theta.T, y) + lam * (theta ** 2).sum()   # (C, D) head, (n, C) logits
+        check_finite(loss, "representer refit loss")
+        (g,) = torch.autograd.grad(loss, theta)
+        return loss.item(), g.numpy().ravel()
+    x = theta0.detach().to(torch.float64).flatten().numpy().copy()
     with torch.enable_grad():
         for _ in range(max_rounds):                        # L-BFGS may stop on a flat line search: restart it
-            check_finite(opt.step(objective), "representer refit loss")
-            if theta.grad.norm() < 1e-7 * max(1.0, theta.detach().norm()): break
-    return theta.detach()
+            x = minimize(objective, x, jac=True, method="L-BFGS-B",
+                         options=dict(maxiter=1000, maxcor=50, gtol=1e-10, ftol=0.0)).x
+            g = torch.from_numpy(objective(x)[1])
+            if g.norm() < 1e-7 * max(1.0, float((x ** 2).sum()) ** 0.5): break
+    return torch.from_numpy(x).view(shape)
 
 
 def representer_alphas(feats: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..budgets import resolve_target
-from ..core import Selection, check_finite, register_selector
+from ..core import Selection, check_finite, make_optimizer, register_selector
 from ..tasks import head_outputs, last_linear
 
 # %% auto #0
@@ -84,7 +84,7 @@ def valuation_values(problem, *, hidden: int = 32, iterations: int = 100, episod
         net = nn.Sequential(nn.Linear(X.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, 1))
     with torch.no_grad():   # start every example at the budget's rate, so early and late rewards compare subsets of one size
         net[2].weight.mul_(0.1); net[2].bias.fill_(math.log(rho / (1 - rho)) if rho < 1 else 10.0)
-    opt, baseline, rewards = torch.optim.Adam(net.parameters(), lr=lr), None, []
+    opt, baseline, rewards = make_optimizer(net.parameters(), "adam", lr), None, []
     n = len(yf)
     for _ in range(iterations):
         # 4. DVRL's mini-batch: every forget row up to `batch_rows`, else a fresh random batch of them
