@@ -118,14 +118,15 @@ def _cut(text: str, stop) -> str:
 
 
 def greedy_answers(model: nn.Module, tokenizer, prompts: list, max_new_tokens: int = 32,
-                   stop: tuple = (),  # strings a generated answer is cut at (MUSE: blank line, 'Question')
+                   stop: tuple | None = (),  # strings a generated answer is cut at (MUSE: blank line, 'Question'); None: raw
                    batch_size: int = 64) -> list:
     "Greedy answers to `prompts` (after `<bos>`), decoded without special tokens and cut at `stop`."
     if isinstance(prompts, str): raise TypeError("prompts must be a list of strings, not one string")
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     toks = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
     gen = greedy_ids(model, [_bos(tokenizer) + t for t in toks], max_new_tokens, eos if pad is None else pad, eos, batch_size)
-    return [_cut(tokenizer.decode(g, skip_special_tokens=True), stop) for g in gen]
+    said = [tokenizer.decode(g, skip_special_tokens=True) for g in gen]
+    return said if stop is None else [_cut(s, stop) for s in said]
 
 
 def rouge_l(predictions: list, references: list,
@@ -168,10 +169,12 @@ def verbmem(model: nn.Module, tokenizer, texts: list,
 
 def knowmem(model: nn.Module, tokenizer, prompts: list, answers: list,
             max_new_tokens: int = 32,  # MUSE: 32
-            stop: tuple = MUSE_STOP, batch_size: int = 64, reduce: bool = True):
+            stop: tuple = MUSE_STOP, batch_size: int = 64, reduce: bool = True,
+            preds: list | None = None):  # the raw greedy answers of `max_new_tokens` (`stop=None`), if already generated
     "MUSE KnowMem: ROUGE-L F1 of each greedy answer to `prompts` against the reference answer."
     if len(prompts) != len(answers): raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
-    preds = greedy_answers(model, tokenizer, prompts, max_new_tokens, stop, batch_size)
+    if preds is None: preds = greedy_answers(model, tokenizer, prompts, max_new_tokens, stop, batch_size)
+    else: preds = [_cut(s, stop) for s in preds]
     return _mean_or_all(rouge_l(preds, list(answers), "f1", stemmer=False), reduce)
 
 # %% ../nbs/04a_lm_metrics.ipynb #f77ab150
@@ -326,7 +329,8 @@ def _check_split(d: dict, name: str, keys: tuple):
 def model_utility(model: nn.Module, tokenizer,
                   retain: dict,  # prompts, answers, paraphrased, perturbed of retained facts
                   world: dict,  # prompts, answers, perturbed of world facts
-                  max_new_tokens: int = 32, batch_size: int = 64, parts: bool = False):
+                  max_new_tokens: int = 32, batch_size: int = 64, parts: bool = False,
+                  preds: dict | None = None):  # split name -> its raw greedy answers of `max_new_tokens`, if already generated
     "TOFU's model utility: harmonic mean of probability, ROUGE-L recall and truth ratio on the retain and the world facts."
     from scipy.stats import hmean
     _check_split(retain, "retain", ("prompts", "answers", "paraphrased", "perturbed"))
@@ -337,8 +341,9 @@ def model_utility(model: nn.Module, tokenizer,
         out[f"{name}_prob"] = float((answer_prob(model, tokenizer, d["prompts"], d["answers"], batch_size) if name == "retain"
                                      else option_prob(model, tokenizer, d["prompts"], d["answers"], d["perturbed"], batch_size)).mean())
         # 2. ROUGE-L recall of greedy answers (TOFU: stemmed)
-        preds = greedy_answers(model, tokenizer, d["prompts"], max_new_tokens, batch_size=batch_size)
-        out[f"{name}_rouge"] = float(rouge_l(preds, d["answers"], "recall", stemmer=True).mean())
+        said = (preds or {}).get(name)
+        if said is None: said = greedy_answers(model, tokenizer, d["prompts"], max_new_tokens, batch_size=batch_size)
+        out[f"{name}_rouge"] = float(rouge_l([_cut(s, ()) for s in said], d["answers"], "recall", stemmer=True).mean())
         # 3. truth ratio, max(0, 1 - R): against the paraphrased answer on retain, the answer itself on world facts
         right = d["paraphrased"] if name == "retain" else d["answers"]
         out[f"{name}_truth"] = truth_score(truth_ratio(model, tokenizer, d["prompts"], right, d["perturbed"], batch_size), forget=False)
@@ -386,6 +391,17 @@ def _cached(model: nn.Module, problem: Problem, name: str, fn):
 
 
 
+def _batch(problem) -> int:
+    "The batch size the metrics evaluate with: `problem.eval_batch_size` where set (no gradients: larger is faster), else the problem's."
+    return getattr(problem, "eval_batch_size", None) or problem.batch_size
+
+
+def _answers(model, problem, split: str) -> list:
+    "Greedy answers (32 new tokens, raw: not cut or stripped) to `split`'s questions, generated once per model while metrics run: KnowMem and model utility share them."
+    return _cached(model, problem, f"gen:{split}", lambda: greedy_answers(model, _corpus(problem).tokenizer,
+                                                                         _qa(problem, split, "prompt"), 32, None, _batch(problem)))
+
+
 def _texts(problem, split): return [b["text"] for b in _corpus(problem).bios_of(split)]
 def _qa(problem, split, field): return [r[field] for r in _corpus(problem).qa_of(split)]
 
@@ -393,7 +409,7 @@ def _qa(problem, split, field): return [r[field] for r in _corpus(problem).qa_of
 def _mia_auc(model, problem, attack: str) -> float:
     "Membership AUC of `attack` on the forget vs the holdout biographies."
     tok = _corpus(problem).tokenizer
-    score = lambda split: mia_scores(model, tok, _texts(problem, split), attack, k=MIA_K, batch_size=problem.batch_size)
+    score = lambda split: mia_scores(model, tok, _texts(problem, split), attack, k=MIA_K, batch_size=_batch(problem))
     return _cached(model, problem, f"mia:{attack}", lambda: mia_auc(score("forget"), score("holdout")))
 
 
@@ -401,27 +417,27 @@ def _forget_truth_ratios(model, problem) -> np.ndarray:
     "TOFU truth ratios of the forget questions (paraphrased against perturbed answers)."
     tok = _corpus(problem).tokenizer
     return _cached(model, problem, "tr:forget", lambda: truth_ratio(model, tok, _qa(problem, "forget", "prompt"),
-                   _qa(problem, "forget", "paraphrase"), _qa(problem, "forget", "perturbed"), problem.batch_size))
+                   _qa(problem, "forget", "paraphrase"), _qa(problem, "forget", "perturbed"), _batch(problem)))
 
 
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Shi et al. 2024 (MUSE)")
 def verbmem_forget(model, problem):
     "MUSE VerbMem: ROUGE-L F1 of greedy continuations of the forget biographies' first tokens (target: the oracle's)."
-    return verbmem(model, _corpus(problem).tokenizer, _texts(problem, "forget"), VERBMEM_PREFIX, VERBMEM_NEW, problem.batch_size)
+    return verbmem(model, _corpus(problem).tokenizer, _texts(problem, "forget"), VERBMEM_PREFIX, VERBMEM_NEW, _batch(problem))
 
 
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Shi et al. 2024 (MUSE)")
 def knowmem_forget(model, problem):
     "MUSE KnowMem on the forget questions: ROUGE-L F1 of greedy answers (target: the oracle's)."
     return knowmem(model, _corpus(problem).tokenizer, _qa(problem, "forget", "prompt"), _qa(problem, "forget", "answer"),
-                   batch_size=problem.batch_size)
+                   batch_size=_batch(problem))
 
 
 @register_metric(direction="higher", kinds=["causal_lm"], paper="Shi et al. 2024 (MUSE)")
 def knowmem_retain(model, problem):
     "MUSE KnowMem on the retain questions: ROUGE-L F1 of greedy answers (utility)."
     return knowmem(model, _corpus(problem).tokenizer, _qa(problem, "retain", "prompt"), _qa(problem, "retain", "answer"),
-                   batch_size=problem.batch_size)
+                   batch_size=_batch(problem), preds=_answers(model, problem, "retain"))
 
 
 @register_metric("privleak", direction="oracle", kinds=["causal_lm"], needs="oracle", paper="Shi et al. 2024 (MUSE)")
@@ -452,7 +468,8 @@ def model_utility_metric(model, problem):
                   paraphrased=_qa(problem, "retain", "paraphrase"), perturbed=_qa(problem, "retain", "perturbed"))
     world = dict(prompts=[r["prompt"] for r in data.qa_of("world")], answers=[r["answer"] for r in data.qa_of("world")],
                  perturbed=[r["wrong"] for r in data.qa_of("world")])                 # wrong answers in the answer's words
-    return model_utility(model, data.tokenizer, retain, world, batch_size=problem.batch_size)
+    return model_utility(model, data.tokenizer, retain, world, batch_size=_batch(problem),
+                         preds=dict(retain=_answers(model, problem, "retain")))
 
 
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Yeom et al. 2018; OpenUnlearning")
@@ -493,13 +510,13 @@ def _forget_rows(problem):
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Tirumala et al. 2022; OpenUnlearning")
 def exact_memorization_forget(model, problem):
     "Exact memorisation of the forget answers: share of answer tokens the teacher-forced argmax predicts (target: the oracle's)."
-    return float(exact_memorization(model, _forget_rows(problem), problem.batch_size).mean())
+    return float(exact_memorization(model, _forget_rows(problem), _batch(problem)).mean())
 
 
 @register_metric(direction="oracle", kinds=["causal_lm"], paper="Carlini et al. 2021; OpenUnlearning")
 def extraction_strength_forget(model, problem):
     "Extraction strength of the forget answers, 1 - k/|y| (target: the oracle's)."
-    return float(extraction_strength(model, _forget_rows(problem), problem.batch_size).mean())
+    return float(extraction_strength(model, _forget_rows(problem), _batch(problem)).mean())
 
 # %% ../nbs/04a_lm_metrics.ipynb #98238d54
 LM_GAP_METRICS = ("verbmem_forget", "knowmem_forget", "knowmem_retain", "mia_min_k", "model_utility")
