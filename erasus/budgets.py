@@ -100,8 +100,8 @@ def _labels(data: tuple) -> torch.Tensor | None:
 def measure(model: nn.Module, task: Task, data: tuple, metric: str, batch_size: int = 1024) -> float:
     "Accuracy ('forget_acc') or mean loss ('forget_loss') of `model` on `data`, in eval mode, without gradients."
     fn = task.correct if metric == "forget_acc" else task.per_sample_loss
-    with eval_mode(model):
-        return torch.cat([fn(model, b).float() for b in batches(data, batch_size, shuffle=False)]).mean().item()
+    with eval_mode(model):   # the task's evaluation order (a language model's: by length), since only the mean is kept
+        return torch.cat([fn(model, b).float() for b in task.eval_batches(data, batch_size)]).mean().item()
 
 # %% ../nbs/02a_budgets.ipynb #f30b36fc
 def oracle_target(problem: Problem) -> Target:
@@ -319,7 +319,9 @@ def assess(model: nn.Module, problem: Problem, target: Target, log: dict, hp: di
     if defines(task, "correct"):
         keep = problem.retain if problem.n_retain <= 2048 else subset(problem.retain, torch.randperm(
             problem.n_retain, generator=problem.generator(offset=998))[:2048])
-        before, after = measure(problem.model, task, keep, "forget_acc"), measure(model, task, keep, "forget_acc")
+        cache, key = problem.__dict__.setdefault("_retain_acc", {}), (id(problem.model), id(problem.retain))
+        if key not in cache: cache[key] = measure(problem.model, task, keep, "forget_acc")   # the original's, once
+        before, after = cache[key], measure(model, task, keep, "forget_acc")
         out.update(retain_acc_before=before, retain_acc=after)
         if before - after > RETAIN_DROP:
             out["warnings"].append(f"{name} damaged the retain set: retain accuracy fell from {before:.3f} to {after:.3f}; "

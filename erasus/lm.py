@@ -189,6 +189,11 @@ class CausalLMTask(Task):
         w = mask.to(h.dtype)[..., None]                                                 # (n, T, 1)
         return (h * w).sum(1) / w.sum(1).clamp(min=1)                                  # (n, d)
 
+    def eval_batches(self, data: tuple, batch_size: int = 1024):
+        "Rows sorted by length, in batches of at most 64: each batch trims to its longest row, so QA rows skip biography padding."
+        order = torch.argsort(data[1].sum(1), stable=True)           # (n,) shortest first
+        return batches(tuple(t[order] for t in data), min(batch_size, 64), shuffle=False)
+
     def correct(self, model, batch):
         batch = trim(batch)
         labels = batch[2]

@@ -50,6 +50,10 @@ class Task:
     def validate(self, model: nn.Module, data: tuple, name: str) -> None:
         "Raise a clear error if `data` does not fit this task and model."
 
+    def eval_batches(self, data: tuple, batch_size: int = 1024):
+        "Batches of `data` for a no-grad pass whose per-example results are only averaged (so any order will do)."
+        return batches(data, batch_size, shuffle=False)
+
     def __repr__(self): return f"{type(self).__name__}()"
 
 # %% ../nbs/01_tasks.ipynb #a073ea3e

@@ -170,3 +170,22 @@ def test_facts_tiny_scenario(tiny_sc):
         assert know(sc.oracle, "forget") <= 0.3 and know(sc.oracle, "retain") >= 0.8
     assert len(texts.rows["forget"]) == sc.problem.n_forget and len(texts.rows["holdout"]) == len(sc.problem.test[0])
     assert {texts.people[i]["split"] for i in sc.indices["forget"].tolist()} == {"forget"}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_eval_batches_change_no_mean(tok, splits, arch):
+    "`measure` reads a causal LM's rows sorted by length in small batches: the same mean loss and accuracy as in order."
+    from erasus.budgets import measure
+    from erasus.core import batches
+    model, task = _model(tok, arch), CausalLMTask(tok)
+    texts = encode_text(tok, [f"{n} was born in {c} and works as a {j}." for n, c, j in PEOPLE], max_len=32)
+    qa = encode_qa(tok, *_qa(PEOPLE), max_len=32)
+    data = tuple(torch.cat([a, b]) for a, b in zip(texts, qa))            # long and short rows, interleaved below
+    data = tuple(t[torch.randperm(len(t), generator=torch.Generator().manual_seed(0))] for t in data)
+    order = torch.cat([b[1].sum(1) for b in task.eval_batches(data)])
+    assert (order[1:] >= order[:-1]).all()                                 # shortest first
+    with torch.no_grad():
+        loss = torch.cat([task.per_sample_loss(model, b) for b in batches(data, 1024, shuffle=False)]).mean().item()
+        acc = torch.cat([task.correct(model, b).float() for b in batches(data, 1024, shuffle=False)]).mean().item()
+    assert abs(measure(model, task, data, "forget_loss") - loss) < 1e-5
+    assert measure(model, task, data, "forget_acc") == acc

@@ -16,9 +16,11 @@ what a new `erasus bench` process pays. The pieces, in the order a bench run mee
   first `evaluate` (a bench process pays them either way: with the data cached it pays them there instead),
   and what `prepare_digits` costs once those are loaded (what the cache saves a bench process: load_digits,
   PCA, and scikit-learn's datasets / decomposition / model_selection modules);
-- `warmup()`, and what it is made of: `import torch._dynamo` alone, the first optimiser constructor (which
-  imports `torch._dynamo`: `Optimizer.add_param_group` is wrapped in `torch._disable_dynamo`, and every `step()`
-  imports it too, whatever `foreach`/`fused`/`capturable` say), its first step, the first `torch.func` call;
+- `warmup()` (erasus's `Optimiser` steps, which call torch's functional updates and import no `torch._dynamo`) and
+  `warm_func()` (the first `torch.func` gradient, which does import it); then, for comparison, what a
+  `torch.optim.Adam` would pay: `import torch._dynamo` alone, the first constructor (which imports `torch._dynamo`:
+  `Optimizer.add_param_group` is wrapped in `torch._disable_dynamo`, and every `step()` imports it too, whatever
+  `foreach`/`fused`/`capturable` say), its first step, the first `torch.func` call;
 - process exit: from the child's last line to its end, as the parent sees it, and the same with `os._exit`
   after flushing (what a fast exit would save).
 
@@ -65,9 +67,10 @@ def child(mode: str, arg: str | None) -> dict:
         t = clock(); digits_data(); out["digits_data()"] = clock() - t
         out["heavy after digits_data"] = _heavy()
         t = clock(); exec(LIBS["scikit-learn (what the MIA metrics use)"], {}); out["metrics' sklearn"] = clock() - t
-        from erasus.core import warmup
+        from erasus.core import warm_func, warmup
         t = clock(); warmup(); out["warmup()"] = clock() - t
         out["dynamo after warmup"] = "torch._dynamo" in sys.modules
+        t = clock(); warm_func(); out["warm_func()"] = clock() - t
     elif mode == "exit":                                    # what exit costs once torch._dynamo is loaded, and os._exit
         import erasus.bench, erasus.cli, torch._dynamo      # noqa: F401
         if arg == "os._exit":
@@ -153,6 +156,7 @@ def main(argv=None):
     line("digits' own work once the metrics' scikit-learn is loaded", median(
         [run("digits-after-metrics") for _ in range(R)], "prepare_digits"), "what the cache saves a bench process")
     line("warmup()", median(warm, "warmup()"), f"torch._dynamo imported: {warm[0]['dynamo after warmup']}")
+    line("warm_func(), first per-example gradient", median(warm, "warm_func()"), "imports torch._dynamo")
     line("process exit", median(warm, "exit"))
     line("whole child process (bench path, cached data)", median(warm, "wall"))
     line("process exit, torch._dynamo loaded", median([run("exit") for _ in range(R)], "exit"))
@@ -160,7 +164,7 @@ def main(argv=None):
     # 2. each heavy library on its own, after torch
     print()
     for name, code in LIBS.items(): line(f"import {name}", median([run("lib", code) for _ in range(R)], "lib"))
-    # 3. what warmup is made of
+    # 3. what torch.optim's Adam would pay (erasus's `Optimiser` avoids it)
     print()
     parts = [run("warmup-parts") for _ in range(R)]
     for k in ("first Adam(...)", "first step", "AdamW + SGD", "first torch.func call"):

@@ -24,7 +24,7 @@ LM_DEFAULTS = dict(optimizer="adam", lr=1e-3, msteps=10, epochs=30)   # on a cau
 
 @register_strategy(family="distillation", kinds=["classification", "causal_lm"], paper="Kurmanji et al., NeurIPS 2023 (SCRUB)",
                    presets={"paper": dict(lr=5e-4, target_acc=None)},
-                   space=dict(lr=("log", 1e-3, 3e-2), msteps=("int", 1, 4), alpha=("log", 1e-4, 1e-1)),
+                   space=dict(lr=("log", 1e-3, 3e-2), msteps=("int", 1, 12), alpha=("log", 1e-4, 1e-1)),   # msteps: the LM default 10 too
                    knobs=("lr", "msteps", "steps"),
                    kind_defaults={"causal_lm": LM_DEFAULTS})
 def scrub(problem, *, alpha: float = 0.001, gamma: float = 0.99, temperature: float = 4.0, msteps: int = 2,
