@@ -32,10 +32,10 @@ def refit_head(feats: torch.Tensor,  # (n, D) float64 features f_i (with the 1 f
     x = theta0.detach().to(torch.float64).flatten().numpy().copy()
     with torch.enable_grad():
         for _ in range(max_rounds):                        # L-BFGS may stop on a flat line search: restart it
-            x = minimize(objective, x, jac=True, method="L-BFGS-B",
-                         options=dict(maxiter=1000, maxcor=50, gtol=1e-10, ftol=0.0)).x
-            g = torch.from_numpy(objective(x)[1])
-            if g.norm() < 1e-7 * max(1.0, float((x ** 2).sum()) ** 0.5): break
+            res = minimize(objective, x, jac=True, method="L-BFGS-B",
+                           options=dict(maxiter=1000, maxcor=50, gtol=1e-10, ftol=0.0))
+            x = res.x                                      # res.jac: the gradient there, already computed
+            if (res.jac ** 2).sum() ** 0.5 < 1e-7 * max(1.0, float((x ** 2).sum()) ** 0.5): break
     return torch.from_numpy(x).view(shape)
 
 
