@@ -28,8 +28,8 @@ __all__ = ['STRATEGIES', 'SELECTORS', 'METRICS', 'BENCHMARKS', 'register_strateg
            'budget', 'clone_model', 'eval_mode', 'model_flags', 'restore_flags', 'state_equal', 'snapshot',
            'NonFiniteLossError', 'check_finite', 'distill_kl', 'batches', 'cycle_batches', 'epoch_batches', 'Optimiser',
            'make_optimizer', 'batch_rows', 'optimise', 'one_off_seconds', 'work_clock', 'warmup', 'warm_func',
-           'worker_init', 'per_example_grads', 'fisher_diagonal', 'loss_gradient', 'parametrised_layers',
-           'reinit_layers']
+           'worker_init', 'linear_stack', 'linear_grads', 'per_example_grads', 'fisher_diagonal', 'loss_gradient',
+           'parametrised_layers', 'reinit_layers']
 
 # %% ../nbs/00_core.ipynb #153bcb7b
 @dataclass
@@ -460,22 +460,76 @@ def worker_init(threads: int, parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="erasus-parent-watch").start()
 
 # %% ../nbs/00_core.ipynb #6c332afb
+_ROWWISE = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus,
+            nn.Identity, nn.Dropout, nn.Flatten)  # layers that treat each row alone; nn.Sequential chains them
+
+
+def linear_stack(model: nn.Module, task, names: list) -> dict | None:
+    "{nn.Linear: (weight name or None, bias name or None)} for `names` when `model` is a plain stack that `linear_grads` can take; else None."
+    from erasus.tasks import ClassificationTask   # erasus.tasks imports this module
+    # 1. the loss: plain per-row cross entropy of the model's output (no loss that mixes rows)
+    if not (isinstance(task, ClassificationTask) and type(task).per_sample_loss is ClassificationTask.per_sample_loss
+            and type(task)._logits is ClassificationTask._logits): return None
+    # 2. the model: nn.Sequential (subclasses that keep its forward) of row-wise layers, no module used twice, no tied weights
+    mods, tied = list(model.named_modules(remove_duplicate=False)), list(model.named_parameters(remove_duplicate=False))
+    if len({id(m) for _, m in mods}) != len(mods) or len({id(p) for _, p in tied}) != len(tied): return None
+    for _, m in mods:
+        seq = isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+        if not (seq or type(m) in _ROWWISE) or (type(m) is nn.Flatten and m.start_dim == 0): return None
+    # 3. every differentiated weight is a trainable nn.Linear weight or bias
+    owner = {}
+    for mname, m in model.named_modules():
+        if type(m) is nn.Linear:
+            for kind, p in (("weight", m.weight), ("bias", m.bias)):
+                if p is not None: owner[f"{mname}.{kind}" if mname else kind] = (m, kind, p)
+    if any(n not in owner or not owner[n][2].requires_grad for n in names): return None
+    layers = {}
+    for n in names:
+        m, kind, _ = owner[n]
+        w, b = layers.get(m, (None, None))
+        layers[m] = (n, b) if kind == "weight" else (w, n)
+    return layers
+
+
+def linear_grads(model: nn.Module, task, batch: tuple, layers: dict) -> dict:
+    "Each row's loss gradient for the `linear_stack` layers: one backward, then input x output-gradient products."
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, inp, out: seen.__setitem__(m, (inp[0].detach(), out))) for m in layers]
+    try:
+        with torch.enable_grad(): loss = task.per_sample_loss(model, batch).sum()   # rows do not mix: d(sum)/d(row's output) is the row's own
+    finally:
+        for h in hooks: h.remove()
+    outs = torch.autograd.grad(loss, [seen[m][1] for m in layers])
+    got = {}
+    for (m, (w, b)), g in zip(layers.items(), outs):                    # g: (B, ..., out), the layer's input a: (B, ..., in)
+        a = seen[m][0]
+        if w: got[w] = torch.einsum("b...o,b...i->boi", g, a)
+        if b: got[b] = g.reshape(len(g), -1, g.shape[-1]).sum(1)
+    return got
+
+
 def per_example_grads(model: nn.Module, task, data: tuple, names: list | None = None, batch_size: int = 256):
     "Yield, batch by batch in the order of `data`, each example's loss gradient: {name: (B, *shape)} for `names`."
-    warm_func()   # the first call in a process imports torch._dynamo; timers leave that second out (`one_off_seconds`)
-    from torch.func import functional_call, grad, vmap
     params = {n: p.detach() for n, p in model.named_parameters()}
     names = [n for n, p in model.named_parameters() if p.requires_grad] if names is None else list(names)
     if not names: raise ValueError("the model has no trainable parameters to take gradients of")
     unknown = sorted(set(names) - set(params))
     if unknown: raise ValueError(f"unknown parameter names {unknown}; the model has {', '.join(params)}")
+    # 1. a stack of linear layers under cross entropy: one backward per batch and an outer product per layer
+    layers = linear_stack(model, task, names)
+    if layers is not None:
+        with eval_mode(model):
+            for b in batches(data, batch_size, shuffle=False): yield linear_grads(model, task, b, layers)
+        return
+    # 2. any other model: torch.func (the first call in a process imports torch._dynamo; timers leave that out)
+    warm_func()
+    from torch.func import functional_call, grad, vmap
     diff = {n: params[n] for n in names}                                           # differentiated
     fixed = {**{n: p for n, p in params.items() if n not in diff}, **{n: b.detach() for n, b in model.named_buffers()}}
-    # 1. the loss of one example as a function of the differentiated weights
+    # the loss of one example as a function of the differentiated weights, and its gradient mapped over a batch
     def example_loss(d, *row):
         fmodel = lambda *args, **kw: functional_call(model, {**d, **fixed}, args, kw)   # keywords too (Hugging Face models)
         return task.per_sample_loss(fmodel, tuple(t[None] for t in row))[0]
-    # 2. its gradient, mapped over the examples of a batch
     per_example = vmap(grad(example_loss), in_dims=(None,) + (0,) * len(data))
     with eval_mode(model):
         for b in batches(data, batch_size, shuffle=False): yield per_example(diff, *b)
