@@ -732,10 +732,10 @@ SUMMARY_COLS = ("forget_acc", "retain_acc", "test_acc", "test_acc_kept", "mia_sv
 def ci95(x) -> float:
     "Half-width of the 95% t-interval of the mean of `x` (0 for a single value)."
     import numpy as np
-    from scipy import stats
     x = np.asarray([v for v in x if v is not None and not (isinstance(v, float) and math.isnan(v))], dtype=float)
     if len(x) < 2: return 0.0
-    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    from scipy.special import stdtrit   # the t quantile that scipy.stats.t.ppf computes, without importing scipy.stats (0.6 s)
+    return float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
 def summarize(rows: list, cols=SUMMARY_COLS, ci: bool = True):

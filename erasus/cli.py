@@ -11,16 +11,21 @@ import os
 import sys
 import time
 
-from . import __version__
-from .api import BUDGET_MODES
-from .core import BENCHMARKS, METRICS, SELECTORS, STRATEGIES
+from . import __version__   # torch and the registries are imported where used, after `command` has started the helper
 
 # %% auto #0
-__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'SHORT', 'LEGEND', 'MIN_SECONDS', 'list_table', 'parse_hparams', 'build_parser',
-           'process_seconds', 'profile_table', 'bench_table', 'main', 'command']
+__all__ = ['REGISTRIES', 'WIDTH', 'KEY_COLS', 'SHORT', 'LEGEND', 'MIN_SECONDS', 'registry', 'list_table', 'parse_hparams',
+           'build_parser', 'process_seconds', 'profile_table', 'bench_table', 'main', 'helper_wanted', 'command']
 
 # %% ../nbs/07_cli.ipynb #d9ea0158
-REGISTRIES = dict(strategies=STRATEGIES, selectors=SELECTORS, metrics=METRICS, benchmarks=BENCHMARKS)
+REGISTRIES = ("strategies", "selectors", "metrics", "benchmarks")  # what `erasus list` shows
+
+
+def registry(kind: str):
+    "The registry `kind` names (one of `REGISTRIES`)."
+    from erasus import core
+    if kind not in REGISTRIES: raise ValueError(f"unknown registry {kind!r}; use {', '.join(REGISTRIES)}")
+    return getattr(core, kind.upper())
 
 
 def list_table(kind: str, pattern: str = "*"):
@@ -28,7 +33,7 @@ def list_table(kind: str, pattern: str = "*"):
     import pandas as pd
     if kind not in REGISTRIES: raise ValueError(f"unknown registry {kind!r}; use {', '.join(REGISTRIES)}")
     rows = []
-    for e in REGISTRIES[kind].list(pattern):
+    for e in registry(kind).list(pattern):
         r = e.row()
         if kind in ("strategies", "selectors"): r["hparams"] = e.hparams_text()
         rows.append(r)
@@ -130,12 +135,13 @@ def _add_tune(sub) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     "The `erasus` argument parser."
+    from erasus.api import BUDGET_MODES
     fmt = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p = argparse.ArgumentParser(prog="erasus", description="Machine unlearning benchmarks against a retrain oracle.", **fmt)
     p.add_argument("--version", action="version", version=f"erasus {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="show a registry as a table", **fmt)
-    ls.add_argument("kind", choices=list(REGISTRIES))
+    ls.add_argument("kind", choices=REGISTRIES)
     ls.add_argument("pattern", nargs="?", default="*", help="wildcard on names, e.g. 'neg*'")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.add_argument("--wide", action="store_true", help=f"every cell in full (default: long cells cut to fit {WIDTH} columns)")
@@ -335,13 +341,28 @@ def main(argv: list | None = None) -> int:
         return 0
 
 
+def helper_wanted(argv: list) -> bool:
+    "Whether `argv` is an `erasus bench` that evaluates in this process (no `--workers` above 1, no `--help`)."
+    if argv[:1] != ["bench"] or {"-h", "--help"} & set(argv): return False
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--workers", type=int, default=1)
+    try: return pre.parse_known_args(argv[1:])[0].workers <= 1
+    except SystemExit: return False                                     # a bad --workers: the real parser says so
+
+
 def command() -> None:
     """The `erasus` console script: `main`, then a fast exit.
 
     A process that has imported torch (and `torch._dynamo`, which every optimiser imports) spends 0.6-0.9 s at exit
     tearing down modules (`tools/startup.py` measures it). Everything erasus writes is closed and fsync'd before `main`
     returns, so the script flushes stdout, stderr and logging and leaves by `os._exit`, skipping that teardown.
-    `ERASUS_SLOW_EXIT=1` exits the ordinary way (for a plugin that relies on `atexit`)."""
+    `ERASUS_SLOW_EXIT=1` exits the ordinary way (for a plugin that relies on `atexit`).
+
+    A serial `erasus bench` first starts the attack-fit helper (`erasus.fits.start_helper`), before this process
+    imports torch, so that scikit-learn loads on another core meanwhile (about 1.6 s on a 2-core machine)."""
+    if helper_wanted(sys.argv[1:]):
+        from erasus.fits import start_helper
+        start_helper()
     code = main()
     if os.environ.get("ERASUS_SLOW_EXIT"): sys.exit(code)
     import logging

@@ -5,8 +5,6 @@
 # %% ../nbs/04_metrics.ipynb #404d2f66
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,14 +12,15 @@ from torch import nn
 
 from .core import EVAL_MEMO, METRICS, eval_mode, register_metric
 from .data import Problem, batches
+from .fits import nonmember_share, one_blas_thread
 from .tasks import ClassificationTask
 
 # %% auto #0
 __all__ = ['GAP_METRICS', 'DEFAULT_METRICS', 'per_sample', 'accuracy', 'mean_loss', 'stop_at_accuracy', 'split_outputs',
            'split_logits', 'loss_from_logits', 'split_loss', 'forget_acc', 'retain_acc', 'test_acc', 'forget_loss',
            'retain_loss', 'test_loss', 'forgotten_classes', 'test_acc_kept', 'attack_features', 'split_features',
-           'one_blas_thread', 'mia_efficacy', 'mia', 'svc_mia', 'label_confidence', 'shadow_rows', 'mia_svc_efficacy',
-           'mia_svc', 'avg_gap', 'speedup', 'evaluate']
+           'mia_efficacy', 'mia', 'svc_mia', 'label_confidence', 'shadow_rows', 'mia_svc_efficacy', 'mia_svc',
+           'avg_gap', 'speedup', 'evaluate']
 
 # %% ../nbs/04_metrics.ipynb #8cc4e0cf
 @torch.no_grad()
@@ -178,23 +177,8 @@ def split_features(model: nn.Module, problem: Problem, name: str, rows: torch.Te
     return f if rows is None else f[rows.numpy()]
 
 
-@lru_cache(maxsize=None)
-def _blas():
-    "This process's BLAS thread pools (threadpoolctl), found once, after scikit-learn has loaded scipy's."
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    "A context in which numpy's and scipy's BLAS run on one thread (the attacks' fits are tiny: waking threads costs more)."
-    return _blas().limit(limits=1, user_api="blas")
-
-
 def mia_efficacy(model: nn.Module, problem: Problem, seed: int = 0) -> float:
     "Share of the forget set that a retain-vs-test confidence attack calls non-member."
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     # 1. equal numbers of members (retain) and non-members (test), each a seeded random subset
     n = min(problem.n_retain, len(_split(problem, "test")[0]))
     pick = lambda m: torch.randperm(m, generator=torch.Generator().manual_seed(seed))[:n]
@@ -203,9 +187,7 @@ def mia_efficacy(model: nn.Module, problem: Problem, seed: int = 0) -> float:
     # 2. the attack, standardised logistic regression, and the share of the forget set it calls non-member
     X = np.clip(np.concatenate([xm, xn]), -1e6, 1e6); y = np.r_[np.ones(len(xm)), np.zeros(len(xn))]
     xf = np.clip(split_features(model, problem, "forget"), -1e6, 1e6)
-    with one_blas_thread():
-        attack = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-        return float((attack.predict(xf) == 0).mean())
+    return nonmember_share("logistic", X, y, xf)
 
 
 @register_metric(direction="oracle")
@@ -216,16 +198,13 @@ def mia(model, problem):
 # %% ../nbs/04_metrics.ipynb #b021b7de
 def svc_mia(member, nonmember, target, C: float = 3.0, gamma="auto") -> float:
     "Share of `target` that an RBF SVC fitted to tell `member` (label 1) from `nonmember` (label 0) calls non-member."
-    from sklearn.svm import SVC
     for name, a in (("member", member), ("nonmember", nonmember), ("target", target)):
         if not len(a): raise ValueError(f"svc_mia: {name} has no examples")
     member, nonmember, target = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (member, nonmember, target))
     # 1. the shadow set: members 1, non-members 0
     X, y = np.concatenate([member, nonmember]), np.r_[np.ones(len(member)), np.zeros(len(nonmember))]
     # 2. the attack, and the share of the target it calls non-member
-    with one_blas_thread():
-        attack = SVC(C=C, gamma=gamma, kernel="rbf").fit(X, y)
-        return float((attack.predict(target) == 0).mean())
+    return nonmember_share("svc", X, y, target, C=C, gamma=gamma)
 
 
 def label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
