@@ -342,8 +342,8 @@ def main(argv: list | None = None) -> int:
 
 
 def helper_wanted(argv: list) -> bool:
-    "Whether `argv` is an `erasus bench` that evaluates in this process (no `--workers` above 1, no `--help`)."
-    if argv[:1] != ["bench"] or {"-h", "--help"} & set(argv): return False
+    "Whether `argv` is an `erasus bench` or `erasus tune` that evaluates in this process (no `--workers` above 1, no `--help`)."
+    if argv[:1] not in (["bench"], ["tune"]) or {"-h", "--help"} & set(argv): return False
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--workers", type=int, default=1)
     try: return pre.parse_known_args(argv[1:])[0].workers <= 1
@@ -358,7 +358,7 @@ def command() -> None:
     returns, so the script flushes stdout, stderr and logging and leaves by `os._exit`, skipping that teardown.
     `ERASUS_SLOW_EXIT=1` exits the ordinary way (for a plugin that relies on `atexit`).
 
-    A serial `erasus bench` first starts the attack-fit helper (`erasus.fits.start_helper`), before this process
+    A serial `erasus bench` or `erasus tune` first starts the attack-fit helper (`erasus.fits.start_helper`), before this process
     imports torch, so that scikit-learn loads on another core meanwhile (about 1.6 s on a 2-core machine)."""
     if helper_wanted(sys.argv[1:]):
         from erasus.fits import start_helper
