@@ -478,7 +478,7 @@ def linear_stack(model: nn.Module, task, names: list) -> dict | None:
         if not (seq or type(m) in _ROWWISE) or (type(m) is nn.Flatten and m.start_dim == 0): return None
     # 3. every differentiated weight is a trainable nn.Linear weight or bias
     owner = {}
-    for mname, m in model.named_modules():
+    for mname, m in mods:                                                 # each module once (checked above)
         if type(m) is nn.Linear:
             for kind, p in (("weight", m.weight), ("bias", m.bias)):
                 if p is not None: owner[f"{mname}.{kind}" if mname else kind] = (m, kind, p)

@@ -12,7 +12,7 @@ from torch import nn
 
 from .core import EVAL_MEMO, METRICS, eval_mode, register_metric
 from .data import Problem, batches
-from .fits import nonmember_share, one_blas_thread
+from .fits import nonmember_share
 from .tasks import ClassificationTask
 
 # %% auto #0
